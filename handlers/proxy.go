@@ -1,0 +1,267 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/edgeloop/edgeloop/pool"
+)
+
+// Defaults for the zero value of ProxyConfig.
+const (
+	defaultProxyTimeout = 30 * time.Second
+	defaultFailTimeout  = 10 * time.Second
+	defaultMaxFails     = 1
+
+	// HostPreserve sends the client's Host to the origin (Varnish, HAProxy).
+	HostPreserve = "preserve"
+	// HostUpstream sends the upstream's host[:port] (nginx's default).
+	HostUpstream = "upstream"
+)
+
+// ProxyConfig configures one reverse-proxy route. Its zero value, apart
+// from Upstreams, is the documented default of each field.
+type ProxyConfig struct {
+	// Route names the route in metrics.
+	Route string
+	// Upstreams are "http://host:port" URLs. Only these are ever dialled.
+	Upstreams []string
+	// Timeout bounds the wait for the upstream response head after the
+	// request was sent, and each later wait for body bytes; after it the
+	// client gets 504. If zero, 30s is used.
+	Timeout time.Duration
+	// FailTimeout is how long an upstream is skipped after MaxFails
+	// consecutive failed connects (refused, unreachable, timed out).
+	// If zero, 10s is used.
+	FailTimeout time.Duration
+	// MaxFails is the number of consecutive failed connects that mark an
+	// upstream down. If zero, 1 is used.
+	MaxFails int
+	// HostHeader is HostPreserve (the default when empty) or HostUpstream.
+	HostHeader string
+	// Pool configures each upstream's connection pool.
+	Pool pool.UpstreamConfig
+}
+
+// Proxy is a reverse-proxy route: it forwards requests to its upstreams
+// with keep-alive pools, streams bodies both ways, and answers 502/504 with
+// a short reason when the origin is down or slow. It is safe for
+// concurrent use.
+type Proxy struct {
+	route       string
+	timeout     time.Duration
+	hostUp      bool
+	bal         balancer
+	now         func() time.Time // testing
+	headWriters sync.Pool        // *requestHeadWriter
+}
+
+// NewProxy validates cfg and builds the route's upstream pools.
+func NewProxy(cfg ProxyConfig) (*Proxy, error) {
+	if len(cfg.Upstreams) == 0 {
+		return nil, ErrNoUpstreams
+	}
+	if cfg.Timeout < 0 || cfg.FailTimeout < 0 || cfg.MaxFails < 0 {
+		return nil, fmt.Errorf("%w: negative timeout or max fails", ErrBadProxyConfig)
+	}
+	p := &Proxy{route: cfg.Route, timeout: cfg.Timeout, now: time.Now}
+	if p.timeout == 0 {
+		p.timeout = defaultProxyTimeout
+	}
+	switch cfg.HostHeader {
+	case "", HostPreserve:
+	case HostUpstream:
+		p.hostUp = true
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrBadHostHeader, cfg.HostHeader)
+	}
+	p.bal.maxFails = int32(cfg.MaxFails)
+	if p.bal.maxFails == 0 {
+		p.bal.maxFails = defaultMaxFails
+	}
+	p.bal.failTimeout = int64(cfg.FailTimeout)
+	if cfg.FailTimeout == 0 {
+		p.bal.failTimeout = int64(defaultFailTimeout)
+	}
+	for _, raw := range cfg.Upstreams {
+		up, err := pool.NewUpstream(raw, cfg.Pool)
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("route %q: %w", cfg.Route, err)
+		}
+		name := up.Addr()
+		p.bal.backends = append(p.bal.backends, &backend{up: up, name: name,
+			host: []byte(strings.TrimSuffix(name, ":80")), m: newBackendMetrics(cfg.Route, name)})
+	}
+	p.headWriters.New = func() any { return new(requestHeadWriter) }
+	return p, nil
+}
+
+// Close closes the route's idle upstream connections and stops their
+// sweepers; responses in flight finish on their connections.
+func (p *Proxy) Close() error {
+	for _, be := range p.bal.backends {
+		be.up.Close()
+	}
+	return nil
+}
+
+// Stats returns the pool statistics of each upstream, by host:port.
+func (p *Proxy) Stats() map[string]pool.Stats {
+	m := make(map[string]pool.Stats, len(p.bal.backends))
+	for _, be := range p.bal.backends {
+		m[be.name] = be.up.Stats()
+	}
+	return m
+}
+
+// Handle is the route's hertz handler.
+func (p *Proxy) Handle(ctx context.Context, c *app.RequestContext) {
+	be, cc, ok := p.connect(ctx, c)
+	if !ok {
+		return
+	}
+	resp, err := p.exchange(ctx, c, be, cc)
+	if err != nil {
+		reason, status := readReason(err)
+		if status == 504 {
+			be.m.timeout.Inc()
+		} else {
+			be.m.failed.Inc()
+		}
+		writeError(c, status, reason)
+		return
+	}
+	be.m.ok.Inc()
+	if resp.StatusCode == 101 {
+		resp.Body.Close()
+		writeError(c, 502, reasonUpgrade)
+		return
+	}
+	copyResponseHead(&c.Response.Header, resp)
+	if resp.Body.Done() {
+		// No body (HEAD, 204, 304, empty): keep the declared length for
+		// HEAD and give the connection back now.
+		if string(c.Request.Header.Method()) == "HEAD" && resp.ContentLength >= 0 {
+			c.Response.Header.SetContentLength(int(resp.ContentLength))
+		}
+		resp.Body.Close()
+		return
+	}
+	// hertz copies the stream to the client and closes it when done or
+	// when the client went away; Close returns or drops the connection.
+	c.Response.SetBodyStream(resp.Body, int(resp.ContentLength))
+}
+
+// connect picks a backend and gets a connection to it, retrying once on
+// another backend when the connect failed: nothing reached the origin, so
+// this is safe whatever the method. On failure the client has its answer.
+func (p *Proxy) connect(ctx context.Context, c *app.RequestContext) (*backend, *pool.Conn, bool) {
+	var skip *backend
+	for attempt := 0; attempt < 2; attempt++ {
+		be := p.bal.pick(p.now().UnixNano(), skip)
+		if be == nil {
+			break
+		}
+		cc, err := be.up.Acquire(ctx, false)
+		if err == nil {
+			p.bal.succeeded(be)
+			return be, cc, true
+		}
+		if !errors.Is(err, pool.ErrDial) {
+			be.m.failed.Inc()
+			writeError(c, 502, reasonPoolBusy)
+			return nil, nil, false
+		}
+		be.m.dialError.Inc()
+		p.bal.failed(be, p.now().UnixNano())
+		if attempt == 1 || len(p.bal.backends) == 1 {
+			writeError(c, 502, dialReason(err))
+			return nil, nil, false
+		}
+		skip = be
+	}
+	writeError(c, 502, reasonUnreachable)
+	return nil, nil, false
+}
+
+// exchange sends the request on cc and reads the response head. A pooled
+// connection the origin had already closed is replaced by a fresh one once,
+// when the request body can be sent again (none, or held in memory).
+func (p *Proxy) exchange(ctx context.Context, c *app.RequestContext, be *backend, cc *pool.Conn) (*pool.Response, error) {
+	req := &c.Request
+	bodyLen := int64(req.Header.ContentLength())
+	streamed := req.IsBodyStream()
+	var mem []byte
+	switch {
+	case bodyLen < 0:
+		bodyLen = pool.Chunked
+	case bodyLen == 0 && !methodHasBody(req.Header.Method()):
+		bodyLen = pool.NoBody
+	case !streamed:
+		mem = req.Body()
+		bodyLen = int64(len(mem))
+	}
+	replayable := !streamed || bodyLen == pool.NoBody || bodyLen == 0
+	isHead := string(req.Header.Method()) == "HEAD"
+	host := req.Header.Host()
+	if p.hostUp || len(host) == 0 {
+		host = be.host
+	}
+	for retried := false; ; retried = true {
+		w := p.headWriters.Get().(*requestHeadWriter)
+		w.cc = cc
+		w.writeRequestHead(c, host, bodyLen)
+		w.cc, w.connList = nil, nil
+		p.headWriters.Put(w)
+		var err error
+		if streamed && bodyLen != pool.NoBody {
+			err = cc.SendBody(req.BodyStream(), bodyLen, 0)
+		} else {
+			err = cc.SendBodyBytes(mem, 0)
+		}
+		sent := p.now()
+		var resp *pool.Response
+		if err == nil {
+			resp, err = cc.ReadResponse(p.timeout, isHead)
+		}
+		if err == nil {
+			be.m.seconds.Observe(p.now().Sub(sent).Seconds())
+			return resp, nil
+		}
+		stale := cc.Reused() && (errors.Is(err, pool.ErrStaleConn) || isWriteReset(err))
+		cc.Release()
+		if retried || !stale || !replayable {
+			if !errors.Is(err, pool.ErrStaleConn) && isWriteErr(err) {
+				return nil, errWrite
+			}
+			return nil, err
+		}
+		if cc, err = be.up.Acquire(ctx, true); err != nil {
+			return nil, err
+		}
+	}
+}
+
+var errWrite = errors.New("handlers: upstream write failed")
+
+func isWriteErr(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "write"
+}
+
+func isWriteReset(err error) bool { return isWriteErr(err) }
+
+// methodHasBody reports whether an empty body must still be framed with
+// Content-Length: 0 (RFC 9110 §8.6: a user agent should send it for methods
+// that define a body).
+func methodHasBody(m []byte) bool {
+	s := string(m)
+	return s == "POST" || s == "PUT" || s == "PATCH"
+}
