@@ -39,6 +39,10 @@ var (
 	// or an address it cannot parse or resolve.
 	ErrBadAddress = errors.New("tune: bad listen address")
 
+	// ErrBadConfig: a SocketConfig field is out of range (negative sizes or
+	// durations).
+	ErrBadConfig = errors.New("tune: bad socket config")
+
 	// ErrReusePort: SO_REUSEPORT was asked for and the kernel refused it.
 	// Unlike the other socket options it is required, because without it a
 	// second worker's bind fails or, worse, the workers do not share load.

@@ -1,0 +1,402 @@
+package tune
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// sockopt reads an integer socket option from a listener or connection.
+func sockopt(t *testing.T, c syscall.Conn, level, opt int) int {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), level, opt) }); err != nil {
+		t.Fatal(err)
+	}
+	if gerr != nil {
+		t.Fatalf("getsockopt %d/%d: %v", level, opt, gerr)
+	}
+	return v
+}
+
+func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
+
+func TestListenOptions(t *testing.T) {
+	cfg := SocketConfig{
+		ReusePort:   true,
+		RecvBuffer:  65536,
+		SendBuffer:  98304,
+		DeferAccept: 3 * time.Second,
+		FastOpen:    128,
+		BusyPoll:    50 * time.Microsecond,
+	}
+	ln, warnings, err := ListenWithWarnings(context.Background(), "tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f := func(name string, level, opt, want int) {
+		t.Helper()
+		if got := sockopt(t, ln, level, opt); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+	f("SO_PROTOCOL", unix.SOL_SOCKET, unix.SO_PROTOCOL, unix.IPPROTO_TCP)
+	f("SO_REUSEPORT", unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	f("SO_REUSEADDR", unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	f("SO_RCVBUF", unix.SOL_SOCKET, unix.SO_RCVBUF, 2*65536) // the kernel doubles it
+	f("SO_SNDBUF", unix.SOL_SOCKET, unix.SO_SNDBUF, 2*98304)
+	f("TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	f("TCP_DEFER_ACCEPT", unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 3) // 3s = 2 SYN-ACK retransmits = 3s
+	f("TCP_FASTOPEN", unix.IPPROTO_TCP, unix.TCP_FASTOPEN, 128)
+	f("SO_BUSY_POLL", unix.SOL_SOCKET, unix.SO_BUSY_POLL, 50)
+
+	// The only expected warning: Fast Open without the server bit.
+	tfo, _ := (Sysctl{}).Read("net.ipv4.tcp_fastopen")
+	n, _ := strconv.Atoi(tfo)
+	wantWarn := 0
+	if n&2 == 0 {
+		wantWarn = 1
+	}
+	if len(warnings) != wantWarn {
+		t.Fatalf("warnings = %v, want %d (tcp_fastopen = %s)", warnings, wantWarn, tfo)
+	}
+	var oe *OptionError
+	if wantWarn == 1 && (!errors.As(warnings[0], &oe) || oe.Option != "TCP_FASTOPEN") {
+		t.Errorf("warning = %v, want TCP_FASTOPEN", warnings[0])
+	}
+
+	// The zero config sets only SO_REUSEADDR and TCP_NODELAY.
+	ln0, warnings, err := ListenWithWarnings(context.Background(), "tcp4", "127.0.0.1:0", SocketConfig{})
+	if err != nil || len(warnings) != 0 {
+		t.Fatalf("zero config: %v %v", err, warnings)
+	}
+	defer ln0.Close()
+	for name, o := range map[string][2]int{
+		"SO_REUSEPORT": {unix.SOL_SOCKET, unix.SO_REUSEPORT}, "TCP_DEFER_ACCEPT": {unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT},
+		"TCP_FASTOPEN": {unix.IPPROTO_TCP, unix.TCP_FASTOPEN},
+	} {
+		if got := sockopt(t, ln0, o[0], o[1]); got != 0 {
+			t.Errorf("zero config: %s = %d", name, got)
+		}
+	}
+}
+
+// rawAccept accepts one connection on the listener's fd with accept4(2), as
+// an event loop that owns the fd would, bypassing Go's Accept (which sets
+// TCP_NODELAY itself).
+func rawAccept(t *testing.T, ln *net.TCPListener) int {
+	t.Helper()
+	rc, _ := ln.SyscallConn()
+	for range 200 {
+		nfd, err := -1, error(nil)
+		rc.Control(func(fd uintptr) { nfd, _, err = unix.Accept4(int(fd), unix.SOCK_CLOEXEC) })
+		if err == nil {
+			t.Cleanup(func() { unix.Close(nfd) })
+			return nfd
+		}
+		if !errors.Is(err, unix.EAGAIN) {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no connection to accept within 2s")
+	return -1
+}
+
+func TestListenInheritedByAccepted(t *testing.T) {
+	for _, nagle := range []bool{false, true} {
+		t.Run(fmt.Sprint("nagle=", nagle), func(t *testing.T) {
+			cfg := SocketConfig{Nagle: nagle, RecvBuffer: 32768, BusyPoll: 20 * time.Microsecond}
+			ln, _, err := ListenWithWarnings(context.Background(), "tcp", "127.0.0.1:0", cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			c, err := net.DialTimeout("tcp", ln.Addr().String(), 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fd := rawAccept(t, ln)
+			get := func(level, opt int) int {
+				v, err := unix.GetsockoptInt(fd, level, opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			if got := get(unix.IPPROTO_TCP, unix.TCP_NODELAY); got != b2i(!nagle) {
+				t.Errorf("accepted TCP_NODELAY = %d, want %d", got, b2i(!nagle))
+			}
+			if got := get(unix.SOL_SOCKET, unix.SO_RCVBUF); got != 65536 {
+				t.Errorf("accepted SO_RCVBUF = %d, want 65536", got)
+			}
+			if got := get(unix.SOL_SOCKET, unix.SO_BUSY_POLL); got != 20 {
+				t.Errorf("accepted SO_BUSY_POLL = %d, want 20", got)
+			}
+		})
+	}
+}
+
+func TestReusePort(t *testing.T) {
+	ctx := context.Background()
+	cfg := SocketConfig{ReusePort: true}
+	ln1, err := Listen(ctx, "tcp4", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln1.Close()
+	addr := ln1.Addr().String()
+	ln2, err := Listen(ctx, "tcp4", addr, cfg)
+	if err != nil {
+		t.Fatalf("second SO_REUSEPORT listener: %v", err)
+	}
+	defer ln2.Close()
+	if _, err := Listen(ctx, "tcp4", addr, SocketConfig{}); !errors.Is(err, unix.EADDRINUSE) {
+		t.Errorf("listener without SO_REUSEPORT on a shared port: err = %v, want EADDRINUSE", err)
+	}
+
+	var got [2]atomic.Int64
+	for i, ln := range []net.Listener{ln1, ln2} {
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				got[i].Add(1)
+				c.Close()
+			}
+		}()
+	}
+	// The kernel hashes the 4-tuple; with distinct source ports both
+	// listeners get connections well within 200 dials.
+	for i := 0; i < 200 && (got[0].Load() == 0 || got[1].Load() == 0); i++ {
+		c, err := net.DialTimeout("tcp4", addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Read(make([]byte, 1)) // wait for the server's close
+		c.Close()
+	}
+	if got[0].Load() == 0 || got[1].Load() == 0 {
+		t.Fatalf("accepted %d and %d: one listener got nothing", got[0].Load(), got[1].Load())
+	}
+}
+
+func TestListenNotMPTCP(t *testing.T) {
+	ln, err := Listen(context.Background(), "tcp", ":0", SocketConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if p := sockopt(t, ln.(*net.TCPListener), unix.SOL_SOCKET, unix.SO_PROTOCOL); p != unix.IPPROTO_TCP {
+		t.Errorf("Listen: SO_PROTOCOL = %d, want IPPROTO_TCP", p)
+	}
+	lc := ListenConfig(SocketConfig{ReusePort: true, FastOpen: 16})
+	if lc.MultipathTCP() {
+		t.Error("ListenConfig leaves MPTCP on")
+	}
+	ln2, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	tl := ln2.(*net.TCPListener)
+	if p := sockopt(t, tl, unix.SOL_SOCKET, unix.SO_PROTOCOL); p != unix.IPPROTO_TCP {
+		t.Errorf("ListenConfig: SO_PROTOCOL = %d, want IPPROTO_TCP", p)
+	}
+	if v := sockopt(t, tl, unix.SOL_SOCKET, unix.SO_REUSEPORT); v != 1 {
+		t.Errorf("ListenConfig: SO_REUSEPORT = %d", v)
+	}
+	if v := sockopt(t, tl, unix.IPPROTO_TCP, unix.TCP_FASTOPEN); v != 16 {
+		t.Errorf("ListenConfig: TCP_FASTOPEN = %d", v)
+	}
+	if _, err := ListenConfig(SocketConfig{Backlog: -1}).Listen(context.Background(), "tcp", "127.0.0.1:0"); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("ListenConfig with bad config: %v", err)
+	}
+}
+
+func TestListenAddresses(t *testing.T) {
+	ctx := context.Background()
+	dial := func(network, addr string) error {
+		c, err := net.DialTimeout(network, addr, 2*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	// "tcp" on the wildcard is dual stack, as with net.Listen.
+	ln, err := Listen(ctx, "tcp", ":0", SocketConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := strconv.Itoa(port(ln))
+	if err := dial("tcp4", "127.0.0.1:"+p); err != nil {
+		t.Errorf("dual stack, IPv4: %v", err)
+	}
+	if err := dial("tcp6", "[::1]:"+p); err != nil {
+		t.Errorf("dual stack, IPv6: %v", err)
+	}
+	ln6, err := Listen(ctx, "tcp6", "[::1]:0", SocketConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln6.Close()
+	if got := ln6.Addr().(*net.TCPAddr).IP.String(); got != "::1" {
+		t.Errorf("tcp6 bound %s", got)
+	}
+	lnName, err := Listen(ctx, "tcp", "localhost:0", SocketConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lnName.Close()
+	if ip := lnName.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+		t.Errorf("localhost bound %s", ip)
+	}
+
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, c := range []struct {
+		network, addr string
+		cfg           SocketConfig
+		ctx           context.Context
+		want          error
+	}{
+		{"udp", "127.0.0.1:0", SocketConfig{}, ctx, ErrBadAddress},
+		{"tcp", "127.0.0.1", SocketConfig{}, ctx, ErrBadAddress},
+		{"tcp", "127.0.0.1:nope", SocketConfig{}, ctx, ErrBadAddress},
+		{"tcp", "127.0.0.1:70000", SocketConfig{}, ctx, ErrBadAddress},
+		{"tcp4", "[::1]:0", SocketConfig{}, ctx, ErrBadAddress},
+		{"tcp6", "127.0.0.1:0", SocketConfig{}, ctx, ErrBadAddress},
+		{"tcp", "[fe80::1%nosuchif0]:0", SocketConfig{}, ctx, ErrBadAddress},
+		{"tcp", "192.0.2.1:0", SocketConfig{}, ctx, unix.EADDRNOTAVAIL},
+		{"tcp", "127.0.0.1:0", SocketConfig{Backlog: -1}, ctx, ErrBadConfig},
+		{"tcp", "127.0.0.1:0", SocketConfig{RecvBuffer: -1}, ctx, ErrBadConfig},
+		{"tcp", "127.0.0.1:0", SocketConfig{DeferAccept: -time.Second}, ctx, ErrBadConfig},
+		{"tcp", "127.0.0.1:0", SocketConfig{}, canceled, context.Canceled},
+	} {
+		ln, err := Listen(c.ctx, c.network, c.addr, c.cfg)
+		if !errors.Is(err, c.want) {
+			t.Errorf("Listen(%s, %s, %+v) = %v, want %v", c.network, c.addr, c.cfg, err, c.want)
+		}
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// listenQueue reads a listener's accept queue (current length, maximum)
+// from the kernel with NETLINK_SOCK_DIAG, the interface ss(8) uses: for a
+// listening socket inet_diag_msg.idiag_rqueue is sk_ack_backlog and
+// idiag_wqueue is sk_max_ack_backlog, the value listen(2) was given.
+func listenQueue(t *testing.T, port int) (cur, max int) {
+	t.Helper()
+	s, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(s)
+	req := make([]byte, 16+56) // nlmsghdr + inet_diag_req_v2
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint32(req[8:], 1)
+	req[16] = unix.AF_INET
+	req[17] = unix.IPPROTO_TCP
+	binary.NativeEndian.PutUint32(req[20:], 1<<10) // TCP_LISTEN
+	if err := unix.Sendto(s, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<16)
+	for range 1000 {
+		n, _, err := unix.Recvfrom(s, buf, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			switch m.Header.Type {
+			case unix.NLMSG_DONE:
+				t.Fatalf("no listener on port %d in sock_diag", port)
+			case unix.NLMSG_ERROR:
+				t.Fatal("sock_diag error")
+			}
+			d := m.Data
+			if len(d) >= 64 && int(binary.BigEndian.Uint16(d[4:])) == port {
+				return int(binary.NativeEndian.Uint32(d[56:])), int(binary.NativeEndian.Uint32(d[60:]))
+			}
+		}
+	}
+	t.Fatal("sock_diag dump did not end")
+	return 0, 0
+}
+
+func TestListenBacklog(t *testing.T) {
+	ctx := context.Background()
+	ln, err := Listen(ctx, "tcp4", "127.0.0.1:0", SocketConfig{Backlog: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if cur, max := listenQueue(t, port(ln)); cur != 0 || max != 7 {
+		t.Fatalf("accept queue %d/%d, want 0/7", cur, max)
+	}
+	// Completed but unaccepted connections wait in that queue.
+	for range 3 {
+		c, err := net.DialTimeout("tcp4", ln.Addr().String(), 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	cur := 0
+	for i := 0; i < 100 && cur != 3; i++ {
+		cur, _ = listenQueue(t, port(ln))
+		time.Sleep(10 * time.Millisecond)
+	}
+	if cur != 3 {
+		t.Errorf("accept queue holds %d, want 3", cur)
+	}
+
+	somax := hostSomaxconn()
+	lnDef, err := Listen(ctx, "tcp4", "127.0.0.1:0", SocketConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lnDef.Close()
+	if _, max := listenQueue(t, port(lnDef)); max != somax {
+		t.Errorf("default backlog %d, want somaxconn %d", max, somax)
+	}
+	lnBig, warnings, err := ListenWithWarnings(ctx, "tcp4", "127.0.0.1:0", SocketConfig{Backlog: somax + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lnBig.Close()
+	if _, max := listenQueue(t, port(lnBig)); max != somax {
+		t.Errorf("backlog above somaxconn: %d, want %d", max, somax)
+	}
+	var oe *OptionError
+	if len(warnings) != 1 || !errors.As(warnings[0], &oe) || oe.Option != "backlog" {
+		t.Errorf("warnings = %v, want one about the backlog", warnings)
+	}
+}
