@@ -107,7 +107,7 @@ func (c *sysctlCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.ok, prometheus.GaugeValue, b2f(st.OK), st.Key, string(p))
 		k := lookup(st.Key).kind
-		if k == exact || k == congestion {
+		if k == exact {
 			// Enums (qdisc, algorithm names) have no numeric value;
 			// numeric booleans still do.
 			if _, err := strconv.ParseFloat(st.Current, 64); err != nil {

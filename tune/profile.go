@@ -49,13 +49,12 @@ func ParseProfile(s string) (Profile, error) {
 type kind int
 
 const (
-	atLeast    kind = iota // limits and sizes: a host already above is fine
-	atMost                 // timeouts and watermarks: a host already below is fine
-	exact                  // booleans and enums
-	bits                   // bitmasks: every recommended bit must be set
-	portRange              // "low high": the current range must contain the recommended one
-	fieldsMin              // "min default max": per-field at least
-	congestion             // exact, and only if the algorithm is available
+	atLeast   kind = iota // limits and sizes: a host already above is fine
+	atMost                // timeouts and watermarks: a host already below is fine
+	exact                 // booleans and enums
+	bits                  // bitmasks: every recommended bit must be set
+	portRange             // "low high": the current range must contain the recommended one
+	fieldsMin             // "min default max": per-field at least
 )
 
 // key is one row of the profile table. A value of "" for a profile means the
@@ -126,7 +125,7 @@ var table = []key{
 		"TIME_WAIT sockets kept before the kernel destroys them early and warns"},
 	{"net.core.default_qdisc", exact, "fq", "fq", "fq",
 		"fair queueing with pacing for BBR; applies to interfaces set up afterwards"},
-	{"net.ipv4.tcp_congestion_control", congestion, "bbr", "bbr", "bbr",
+	{"net.ipv4.tcp_congestion_control", exact, "bbr", "bbr", "bbr",
 		"BBR keeps queues short and copes with loss on client paths; only if the kernel has it"},
 	{"net.netfilter.nf_conntrack_max", atLeast, "262144", "1048576", "262144",
 		"conntrack table size when netfilter tracks connections; full table drops packets"},

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 )
 
@@ -100,19 +99,14 @@ func (s Sysctl) Show(p Profile) ([]Setting, error) {
 				errs = append(errs, fmt.Errorf("%s: %w", k.name, err))
 			}
 		}
-		if k.kind == congestion && !st.Missing && !st.OK && !s.available(rec) {
-			st.Missing = true
-			st.Note = fmt.Sprintf("%s not available (modprobe tcp_%s), skipped", rec, rec)
+		if avail := availability[k.name]; avail != nil && !st.Missing && !st.OK {
+			if ok, note := avail(s, rec); !ok {
+				st.Missing, st.Note = true, note
+			}
 		}
 		out = append(out, st)
 	}
 	return out, errors.Join(errs...)
-}
-
-// available reports whether the congestion control algorithm is loaded.
-func (s Sysctl) available(algo string) bool {
-	list, err := s.Read(availableCongestion)
-	return err == nil && slices.Contains(strings.Fields(list), algo)
 }
 
 // Diff returns the settings Apply would change: present, comparable and not
@@ -153,6 +147,9 @@ func (s Sysctl) Apply(p Profile) ([]Change, error) {
 		if err := writeSysctl(path, target); err != nil {
 			if errors.Is(err, fs.ErrPermission) {
 				return changes, fmt.Errorf("%w: write %s: %v", ErrNotRoot, st.Key, err)
+			}
+			if unavailableWrite(err, target) {
+				err = fmt.Errorf("%w: %s = %s is not available in this kernel", ErrMissing, st.Key, target)
 			}
 			errs = append(errs, fmt.Errorf("write %s = %q: %w", st.Key, target, err))
 			continue

@@ -43,7 +43,11 @@ var hostLike = map[string]string{
 // "<absent>" leaves the key out.
 func fakeRoot(t *testing.T, base map[string]string, over map[string]string) Sysctl {
 	t.Helper()
-	root := t.TempDir()
+	return fakeRootIn(t, t.TempDir(), base, over)
+}
+
+func fakeRootIn(t *testing.T, root string, base map[string]string, over map[string]string) Sysctl {
+	t.Helper()
 	vals := map[string]string{}
 	for k, v := range base {
 		vals[k] = v

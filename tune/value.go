@@ -36,7 +36,7 @@ func (k kind) width() int {
 		return 2
 	case fieldsMin:
 		return 3
-	case exact, congestion:
+	case exact:
 		return -1
 	}
 	return 1
@@ -45,7 +45,7 @@ func (k kind) width() int {
 // check parses current and reports whether it meets rec. rec comes from the
 // table and is well formed; current comes from the host and may not be.
 func (k kind) check(current, rec string) (bool, error) {
-	if k == exact || k == congestion {
+	if k == exact {
 		if current == "" {
 			return false, fmt.Errorf("%w: empty", ErrMalformed)
 		}
@@ -87,7 +87,7 @@ func (k kind) check(current, rec string) (bool, error) {
 // timeout already below stays below, set bits stay set, a wider port range
 // stays wide). current must already have passed check.
 func (k kind) merge(current, rec string) string {
-	if k == exact || k == congestion {
+	if k == exact {
 		return rec
 	}
 	cur, err1 := ints(current, k.width())
