@@ -22,14 +22,14 @@ type Fwd uint8
 
 // Forward reasons.
 const (
-	FwdNone    Fwd = iota
-	FwdBypass      // configured or request kind (e.g. Range) not to use the cache
-	FwdMethod      // the method is not cacheable
-	FwdURIMiss     // no response stored for the URI
-	FwdVaryMiss    // responses stored for the URI, none for these request headers
-	FwdMiss        // stored responses could not be used
-	FwdRequest     // the client asked for validation (no-cache, max-age, min-fresh)
-	FwdStale       // the stored response was stale (or no-cache) and was validated
+	FwdNone     Fwd = iota
+	FwdBypass       // configured or request kind (e.g. Range) not to use the cache
+	FwdMethod       // the method is not cacheable
+	FwdURIMiss      // no response stored for the URI
+	FwdVaryMiss     // responses stored for the URI, none for these request headers
+	FwdMiss         // stored responses could not be used
+	FwdRequest      // the client asked for validation (no-cache, max-age, min-fresh)
+	FwdStale        // the stored response was stale (or no-cache) and was validated
 )
 
 var fwdNames = [...]string{"", "bypass", "method", "uri-miss", "vary-miss", "miss", "request", "stale"}
