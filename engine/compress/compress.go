@@ -26,23 +26,37 @@ var (
 
 // Defaults for the zero Config.
 //
-// Levels were picked with compress_bench_test.go (the first 1 KiB and 64 KiB
-// of the Go spec HTML, one core of this 2-core box, go1.26):
+// Levels were picked with BenchmarkCoding in compress_bench_test.go: the first
+// 1 KiB and 64 KiB of $GOROOT/doc/go_spec.html, go1.26, on this 2-core VM
+// while other builds ran (load average 8-12), so times are the minimum of
+// 4-6 runs and only their ratios mean much; sizes are exact.
 //
-//	level        1 KiB: ns/op  out B   64 KiB: ns/op  out B   MB/s(64K)
-//	gzip 1            9_600     566         240_000  19_700    273
-//	...                                      see the table in the report
+//	             1 KiB            64 KiB
+//	level      µs   out B      ms   out B
+//	gzip 1      8     631     0.23  22770
+//	gzip 4     11     616     0.60  20666
+//	gzip 5     11     615     0.85  19790
+//	gzip 6     12     613     0.92  19562
+//	gzip 9     39     608     7.9   18791
+//	br 1       35     649     1.1   22264
+//	br 3       28     635     3.4   20104
+//	br 4       48     547     2.9   19491
+//	br 5       43     512     5.9   18305
+//	br 6       48     512     4.5   18160
+//	br 9      109     511    22.9   17979
 //
-// gzip 5: klauspost's level 5 is within ~3% of level 9's size on HTML at
-// roughly twice the speed of 6–9; brotli 4: the first brotli quality whose
-// 64 KiB output beats gzip 9 clearly while still compressing faster than gzip
-// 6; 5 and up cost 2–4x the CPU for a few percent. An edge box pays for every
-// byte of CPU at request rate, while the byte savings past these levels are
-// small.
+// gzip 5: levels 5 and 6 are within noise of each other in time and within
+// 1.2% in size; 9 costs about 8x the CPU of 5 for 5% fewer bytes; 1 is 3-4x
+// faster but 15% bigger at 64 KiB. brotli 5: the lowest quality whose output
+// is clearly smaller than gzip 5's (-7.5% at 64 KiB, -17% at 1 KiB); brotli 4
+// is only 1.5% smaller than gzip 5 at 64 KiB, so it would spend brotli's CPU
+// for nothing, and 6 and 9 add under 2% more. Note that this brotli (pure Go)
+// costs 3-7x the CPU of gzip 5 per byte at these sizes: list "gzip" first in
+// Config.Encodings where CPU matters more than bytes on the wire.
 const (
 	defaultMinLength   = 512
 	defaultGzipLevel   = 5
-	defaultBrotliLevel = 4
+	defaultBrotliLevel = 5
 )
 
 // defaultEncodings is the server's preference when the client weighs
@@ -60,7 +74,7 @@ type Config struct {
 	MinLength int
 	// GzipLevel is the gzip level, 1 (fastest) to 9 (smallest). If zero, 5.
 	GzipLevel int
-	// BrotliLevel is the brotli quality, 1 to 11. If zero, 4. (Quality 0
+	// BrotliLevel is the brotli quality, 1 to 11. If zero, 5. (Quality 0
 	// cannot be chosen: 1 is nearly as fast.)
 	BrotliLevel int
 	// Types lists compressible media types, exact ("application/json") or a
