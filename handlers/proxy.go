@@ -200,10 +200,14 @@ func (p *Proxy) exchange(ctx context.Context, c *app.RequestContext, be *backend
 	streamed := req.IsBodyStream()
 	var mem []byte
 	switch {
-	case bodyLen < 0:
+	case bodyLen == -1: // hertz: Transfer-Encoding: chunked
 		bodyLen = pool.Chunked
-	case bodyLen == 0 && !methodHasBody(req.Header.Method()):
+	case bodyLen <= 0: // 0, or hertz's -2: neither Content-Length nor chunked
+		streamed = false
 		bodyLen = pool.NoBody
+		if methodHasBody(req.Header.Method()) {
+			bodyLen = 0
+		}
 	case !streamed:
 		mem = req.Body()
 		bodyLen = int64(len(mem))
