@@ -28,7 +28,8 @@ const pinPasses = 10
 //
 // Go 1.25+ derives the default GOMAXPROCS from the affinity mask and updates
 // it while running, so after pinning GOMAXPROCS drops to 1 unless it was set
-// explicitly. Pinning is meant for one worker process per CPU.
+// explicitly (within about a second: sysmon re-reads the mask). Pinning is
+// meant for one worker process per CPU.
 //
 // A CPU outside the process's cgroup cpuset makes the kernel answer EINVAL,
 // returned as ErrBadCPU before any thread has moved.

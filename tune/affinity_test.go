@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // childPin pins the process and prints, for every thread, its tid and its
@@ -41,6 +42,12 @@ func childPin(arg string) error {
 	lockThreads(3)
 	wg.Wait()
 	defer close(release)
+	// Go 1.25+ re-derives the default GOMAXPROCS from the affinity mask
+	// about once a second; wait for it, bounded.
+	for i := 0; i < 40 && runtime.GOMAXPROCS(0) != 1; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("gomaxprocs %d\n", runtime.GOMAXPROCS(0))
 	tasks, err := filepath.Glob("/proc/self/task/*/status")
 	if err != nil {
 		return err
@@ -70,6 +77,11 @@ func TestPinToCPU(t *testing.T) {
 	for _, cpu := range before {
 		out := runSelf(t, "", "pin:"+strconv.Itoa(cpu), nil)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
+		procs, _ := strings.CutPrefix(lines[0], "gomaxprocs ")
+		lines = lines[1:]
+		if os.Getenv("GOMAXPROCS") == "" && procs != "1" {
+			t.Errorf("cpu %d: GOMAXPROCS stayed %s after pinning", cpu, procs)
+		}
 		if len(lines) < 7 { // main thread + 6 locked threads at least
 			t.Fatalf("cpu %d: only %d threads reported:\n%s", cpu, len(lines), out)
 		}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,10 +65,32 @@ func (s Sysctl) qdiscAvailable(name string) bool {
 	return true
 }
 
+// configCache holds kernelConfig answers by config path and option: the
+// running kernel's config cannot change, and gunzipping it costs about 2 ms,
+// too much for every metrics scrape. Safe for concurrent use.
+var configCache sync.Map // configKey -> configAnswer
+
+type configKey struct{ path, option string }
+
+type configAnswer struct {
+	value string
+	ok    bool
+}
+
 // kernelConfig returns the value of one CONFIG_ option ("y", "m", a string,
 // or "" if "is not set") and whether the kernel config could be read.
 func (s Sysctl) kernelConfig(option string) (string, bool) {
-	f, err := os.Open(filepath.Join(filepath.Dir(filepath.Clean(s.root())), "config.gz"))
+	k := configKey{filepath.Join(filepath.Dir(filepath.Clean(s.root())), "config.gz"), option}
+	if a, ok := configCache.Load(k); ok {
+		return a.(configAnswer).value, a.(configAnswer).ok
+	}
+	v, ok := readKernelConfig(k.path, option)
+	configCache.Store(k, configAnswer{v, ok})
+	return v, ok
+}
+
+func readKernelConfig(path, option string) (string, bool) {
+	f, err := os.Open(path)
 	if err != nil {
 		return "", false
 	}
