@@ -145,7 +145,7 @@ func (c *Conn) readHead(r *Response) error {
 		line := c.head[s:e]
 		colon := bytes.IndexByte(line, ':')
 		// No obs-fold and no whitespace before the colon (RFC 9112 §5.1, §5.2).
-		if colon <= 0 || line[0] == ' ' || line[0] == '\t' || line[colon-1] == ' ' || line[colon-1] == '\t' {
+		if colon <= 0 || !isToken(line[:colon]) {
 			return fmt.Errorf("%w: header line %q", ErrMalformedResponse, line)
 		}
 		vs, ve := colon+1, len(line)
@@ -190,6 +190,29 @@ func (c *Conn) noteHeader(r *Response, key, value []byte) error {
 	}
 	return nil
 }
+
+// isToken reports whether b is a field name: one or more tchar (RFC 9110 §5.6.2).
+func isToken(b []byte) bool {
+	for _, ch := range b {
+		if !tchar[ch] {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+var tchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
 
 func parseDecimal(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 18 {

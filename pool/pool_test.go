@@ -1,0 +1,300 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestNewUpstreamValidation(t *testing.T) {
+	f := func(raw, wantAddr string, wantErr error) {
+		t.Helper()
+		u, err := NewUpstream(raw, UpstreamConfig{})
+		if wantErr != nil {
+			if !errors.Is(err, wantErr) {
+				t.Errorf("%q: err %v, want %v", raw, err, wantErr)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		defer u.Close()
+		if u.Addr() != wantAddr {
+			t.Errorf("%q: addr %q, want %q", raw, u.Addr(), wantAddr)
+		}
+	}
+	f("http://127.0.0.1:8080", "127.0.0.1:8080", nil)
+	f("http://127.0.0.1", "127.0.0.1:80", nil)
+	f("http://[::1]:81/", "[::1]:81", nil)
+	f("https://127.0.0.1:443", "", ErrScheme)
+	f("127.0.0.1:80", "", ErrBadURL)
+	f("ftp://127.0.0.1:21", "", ErrScheme)
+	f("http://127.0.0.1:80/path", "", ErrBadURL)
+	f("http://user@127.0.0.1:80", "", ErrBadURL)
+	f("http://127.0.0.1:0", "", ErrBadURL)
+	f("http://127.0.0.1:x", "", ErrBadURL)
+	f("http://:80", "", ErrBadURL)
+	f("http://%zz", "", ErrBadURL)
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c := UpstreamConfig{}.withDefaults()
+	if c.MaxIdleConns != 64 || c.MaxConns != 0 || c.IdleTimeout != 90*time.Second || c.DialTimeout != 5*time.Second {
+		t.Fatalf("defaults %+v", c)
+	}
+	if c := (UpstreamConfig{MaxIdleConns: -1}).withDefaults(); c.MaxIdleConns != 0 {
+		t.Fatalf("negative MaxIdleConns kept %d idle", c.MaxIdleConns)
+	}
+}
+
+// rawOrigin serves each connection by reading request heads and writing
+// the next canned response from replies; it closes after the last one.
+func rawOrigin(t *testing.T, replies ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for _, r := range replies {
+					c.SetReadDeadline(time.Now().Add(5 * time.Second))
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					io.WriteString(c, r)
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func roundTrip(t *testing.T, u *Upstream, method string) (*Response, string) {
+	t.Helper()
+	c, err := u.Acquire(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteRequestLine([]byte(method), []byte("/x"))
+	c.WriteHeaderString("Host", "h")
+	c.EndHead(NoBody)
+	if err := c.SendBodyBytes(nil, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.ReadResponse(time.Second, method == "HEAD")
+	if err != nil {
+		c.Release()
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+func TestResponseFramingAndReuse(t *testing.T) {
+	origin := rawOrigin(t,
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", // HEAD: no body follows
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+	)
+	u, err := NewUpstream(origin, UpstreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	for i, tc := range []struct {
+		method string
+		status int
+		cl     int64
+		body   string
+	}{
+		{"GET", 200, 5, "hello"},
+		{"GET", 201, -1, "abcde"},
+		{"GET", 204, -1, ""},
+		{"HEAD", 200, 100, ""},
+		{"GET", 200, 0, ""},
+	} {
+		resp, body := roundTrip(t, u, tc.method)
+		if resp.StatusCode != tc.status || resp.ContentLength != tc.cl || body != tc.body {
+			t.Errorf("%d: got %d cl=%d %q, want %d cl=%d %q", i, resp.StatusCode, resp.ContentLength, body, tc.status, tc.cl, tc.body)
+		}
+	}
+	if st := u.Stats(); st.Dials != 1 || st.Open != 1 || st.Idle != 1 {
+		t.Errorf("stats %+v: want one connection reused for all five", st)
+	}
+}
+
+func TestMalformedResponses(t *testing.T) {
+	for _, reply := range []string{
+		"HTTP/2 200 OK\r\n\r\n",
+		"HTTP/1.1 2x0 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n folded\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", maxHeaderBytes) + "\r\n\r\n",
+	} {
+		u, _ := NewUpstream(rawOrigin(t, reply), UpstreamConfig{})
+		c, err := u.Acquire(context.Background(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.WriteRequestLine([]byte("GET"), nil)
+		c.EndHead(NoBody)
+		c.SendBodyBytes(nil, time.Second)
+		if _, err := c.ReadResponse(time.Second, false); !errors.Is(err, ErrMalformedResponse) && !errors.Is(err, ErrHeaderTooLarge) {
+			t.Errorf("%.40q: err %v, want malformed", reply, err)
+		}
+		c.Release()
+		if st := u.Stats(); st.Open != 0 {
+			t.Errorf("released connection still open: %+v", st)
+		}
+		u.Close()
+	}
+}
+
+func TestDialRefused(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	u, _ := NewUpstream("http://"+addr, UpstreamConfig{})
+	defer u.Close()
+	_, err := u.Acquire(context.Background(), false)
+	var de *DialError
+	if !errors.As(err, &de) || !errors.Is(err, ErrDial) || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("err %v: want a *DialError matching ErrDial and ECONNREFUSED", err)
+	}
+	if st := u.Stats(); st.Dials != 1 || st.DialErrors != 1 || st.Open != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestIdleLimitAndExpiry(t *testing.T) {
+	origin := rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	u, _ := NewUpstream(origin, UpstreamConfig{MaxIdleConns: 2, IdleTimeout: time.Minute})
+	defer u.Close()
+	t0 := time.Unix(1000, 0)
+	now := t0
+	u.now = func() time.Time { return now }
+	var conns []*Conn
+	for i := 0; i < 3; i++ {
+		c, err := u.Acquire(context.Background(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for i, c := range conns { // put back at t0, t0+1s, t0+2s
+		now = t0.Add(time.Duration(i) * time.Second)
+		c.body = Body{c: c, done: true}
+		c.resp.keepAlive = true
+		c.body.Close()
+	}
+	if st := u.Stats(); st.Open != 2 || st.Idle != 2 {
+		t.Fatalf("after 3 puts with MaxIdleConns 2: %+v", st)
+	}
+	if n := u.closeIdleBefore(t0.Add(500 * time.Millisecond)); n != 1 {
+		t.Fatalf("expired %d, want the one put at t0", n)
+	}
+	if n := u.closeIdleBefore(t0.Add(10 * time.Second)); n != 1 {
+		t.Fatalf("expired %d, want the last one", n)
+	}
+	if st := u.Stats(); st.Open != 0 || st.Idle != 0 {
+		t.Fatalf("after expiry: %+v", st)
+	}
+}
+
+func TestMaxConnsWaitsForAReturnedConnection(t *testing.T) {
+	origin := rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	u, _ := NewUpstream(origin, UpstreamConfig{MaxConns: 1})
+	defer u.Close()
+	c1, err := u.Acquire(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	_, err = u.Acquire(ctx, false)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second Acquire at MaxConns 1: %v, want to wait until its context ends", err)
+	}
+	got := make(chan *Conn)
+	go func() {
+		c, _ := u.Acquire(context.Background(), false)
+		got <- c
+	}()
+	c1.body = Body{c: c1, done: true}
+	c1.resp.keepAlive = true
+	c1.body.Close()
+	select {
+	case c2 := <-got:
+		if c2 != c1 {
+			t.Fatal("waiter got a new connection instead of the returned one")
+		}
+		c2.Release()
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiter never got the returned connection")
+	}
+	if st := u.Stats(); st.Dials != 1 || st.Open != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestStaleConnection(t *testing.T) {
+	// One response, then the origin closes without Connection: close.
+	origin := rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	u, _ := NewUpstream(origin, UpstreamConfig{})
+	defer u.Close()
+	roundTrip(t, u, "GET")
+	c, err := u.Acquire(context.Background(), false)
+	if err != nil || !c.Reused() {
+		t.Fatalf("want the pooled connection: %v", err)
+	}
+	time.Sleep(20 * time.Millisecond) // let the origin's FIN arrive
+	c.WriteRequestLine([]byte("GET"), nil)
+	c.EndHead(NoBody)
+	err = c.SendBodyBytes(nil, time.Second)
+	if err == nil {
+		_, err = c.ReadResponse(time.Second, false)
+	}
+	c.Release()
+	if !errors.Is(err, ErrStaleConn) && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("err %v, want ErrStaleConn", err)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	f := func(list, tok string, want bool) {
+		t.Helper()
+		if got := HasToken([]byte(list), tok); got != want {
+			t.Errorf("HasToken(%q, %q) = %v", list, tok, got)
+		}
+	}
+	f("keep-alive, Close", "close", true)
+	f(" X-Foo ,bar", "x-foo", true)
+	f("closed", "close", false)
+	f("", "close", false)
+	if !lastTokenIs([]byte("gzip, chunked"), "chunked") || lastTokenIs([]byte("chunked, gzip"), "chunked") {
+		t.Error("lastTokenIs")
+	}
+}
