@@ -1,6 +1,7 @@
 package limit
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -105,13 +106,23 @@ func RemoteIP(c net.Conn) netip.Addr {
 	}
 }
 
-// Reset closes c, with a TCP reset rather than a FIN when c can set
-// SO_LINGER (a *net.TCPConn or a wrapper that forwards SetLinger). With
-// SO_LINGER on and a zero timeout, close(2) discards unsent data and sends an
-// RST (socket(7)), so the refused connection leaves no TIME_WAIT state on
-// the server and costs the client one round trip to learn it was refused.
+// Reset closes c with a TCP reset rather than a FIN when it can set
+// SO_LINGER: a *net.TCPConn (or a wrapper forwarding SetLinger), or a
+// connection exposing its socket as Fd() int, as netpoll's connections do.
+// With SO_LINGER on and a zero timeout, close(2) discards unsent data and
+// sends an RST (socket(7)), so a refused connection leaves no TIME_WAIT on the
+// server. Other connections are closed plainly.
 func Reset(c net.Conn) error {
-	if lc, ok := c.(interface{ SetLinger(int) error }); ok && lc.SetLinger(0) == nil {
+	var err error
+	switch lc := c.(type) {
+	case interface{ SetLinger(int) error }:
+		err = lc.SetLinger(0)
+	case interface{ Fd() int }:
+		err = lingerZero(lc.Fd())
+	default:
+		err = errors.ErrUnsupported
+	}
+	if err == nil {
 		connectionsReset.Inc()
 	}
 	return c.Close()

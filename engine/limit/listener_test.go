@@ -223,3 +223,40 @@ func TestTrackUnix(t *testing.T) {
 		t.Fatalf("Open() = %d after closing all, want 0", l.Open())
 	}
 }
+
+// fdConn exposes a socket only as Fd() int, as netpoll's connections do.
+type fdConn struct {
+	net.Conn
+	fd int
+}
+
+func (c fdConn) Fd() int { return c.fd }
+
+func TestResetByFd(t *testing.T) {
+	inner, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := acceptLoop(t, inner)
+	resetBefore := metricValue(t, connectionsReset)
+	c := dialFrom(t, "127.0.0.4", inner.Addr().String())
+	s := next(t, accepted).(*net.TCPConn)
+	rc, err := s.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := Reset(fdConn{Conn: s, fd: fd}); err != nil {
+		t.Fatalf("Reset: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read after Reset by fd: %v, want ECONNRESET", err)
+	}
+	if got := metricValue(t, connectionsReset) - resetBefore; got != 1 {
+		t.Errorf("resets rose by %v, want 1", got)
+	}
+}
