@@ -43,13 +43,15 @@ func dialReason(err error) string {
 	return reasonPoolBusy
 }
 
-// readReason names a failed response read; ok504 tells a timeout.
+// readReason names a failed exchange and its status: 504 for a timeout.
 func readReason(err error) (reason string, status int) {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
 		return reasonTimeout, 504
 	case errors.Is(err, pool.ErrMalformedResponse), errors.Is(err, pool.ErrHeaderTooLarge):
 		return reasonMalformed, 502
+	case errors.Is(err, errWrite):
+		return reasonWrite, 502
 	}
 	return reasonClosed, 502
 }

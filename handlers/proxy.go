@@ -239,7 +239,7 @@ func (p *Proxy) exchange(ctx context.Context, c *app.RequestContext, be *backend
 			be.m.seconds.Observe(p.now().Sub(sent).Seconds())
 			return resp, nil
 		}
-		stale := cc.Reused() && (errors.Is(err, pool.ErrStaleConn) || isWriteReset(err))
+		stale := cc.Reused() && (errors.Is(err, pool.ErrStaleConn) || isWriteErr(err))
 		cc.Release()
 		if retried || !stale || !replayable {
 			if !errors.Is(err, pool.ErrStaleConn) && isWriteErr(err) {
@@ -259,8 +259,6 @@ func isWriteErr(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "write"
 }
-
-func isWriteReset(err error) bool { return isWriteErr(err) }
 
 // methodHasBody reports whether an empty body must still be framed with
 // Content-Length: 0 (RFC 9110 §8.6: a user agent should send it for methods
