@@ -76,8 +76,9 @@ type SocketConfig struct {
 
 	// BusyPoll sets SO_BUSY_POLL (microseconds, rounded down): reads and
 	// epoll on the socket spin on the NIC queue before sleeping, trading CPU
-	// for latency. If zero, the socket follows net.core.busy_read. Raising
-	// it needs CAP_NET_ADMIN; a refusal is a warning, not a failure.
+	// for latency. If zero, the socket follows net.core.busy_read. Kernels
+	// that require CAP_NET_ADMIN to raise it (6.18 does not) answer EPERM
+	// without it; a refusal is a warning, not a failure.
 	BusyPoll time.Duration
 }
 
