@@ -33,7 +33,8 @@ const (
 // its default.
 type RateConfig struct {
 	// Rate is the sustained rate in tokens (requests) per second. If zero,
-	// 1000 per minute is used. At most 1e9 (one per nanosecond).
+	// 1000 per minute is used. At most 1e9 (one per nanosecond); the
+	// interval between tokens is rounded to whole nanoseconds.
 	Rate float64
 	// Burst is the bucket size: how many requests a client with a full
 	// bucket may make at once. If zero, 100 is used.
@@ -53,7 +54,7 @@ type RateConfig struct {
 	OffenderWindow    time.Duration
 	// OnOffender, if not nil, is called with the client's address (unmapped;
 	// use ClientPrefix for the whole keyed prefix) at most once per window
-	// per client. It runs on the goroutine calling Allow, without the
+	// per client, and never for the zero Addr. It runs on the goroutine calling Allow, without the
 	// limiter's locks held, so it may call the limiter, but it should not
 	// block: hand the address to a queue (for the kernel deny map).
 	OnOffender func(netip.Addr)
@@ -152,7 +153,7 @@ func (l *RateLimiter) Allow(ip netip.Addr, now time.Time) (ok bool, retryAfter t
 		requestsRejected.Inc()
 		if report {
 			offendersReported.Inc()
-			if l.onOff != nil {
+			if l.onOff != nil && ip.IsValid() {
 				l.onOff(ip.Unmap())
 			}
 		}
@@ -170,7 +171,9 @@ func (l *RateLimiter) strike(e *entry, now int64) bool {
 	if e.strikes == 0 || now-e.winStart >= l.window || now < e.winStart {
 		e.winStart, e.strikes, e.reported = now, 0, false
 	}
-	e.strikes++
+	if e.strikes < math.MaxInt32 {
+		e.strikes++
+	}
 	if e.strikes >= l.threshold && !e.reported {
 		e.reported = true
 		return true
