@@ -222,9 +222,6 @@ func encodePrefix(p netip.Prefix) (encodedPrefix, error) {
 	if !p.IsValid() {
 		return encodedPrefix{}, fmt.Errorf("%w: %q", ErrPrefix, p.String())
 	}
-	if p.Addr().Zone() != "" {
-		return encodedPrefix{}, fmt.Errorf("%w: %s has a zone", ErrPrefix, p)
-	}
 	p = p.Masked()
 	bits := uint32(p.Bits())
 	if p.Addr().Is4() {

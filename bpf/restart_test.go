@@ -1,0 +1,149 @@
+//go:build linux
+
+package bpf
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cilium/ebpf/link"
+)
+
+// TestRestartKeepsState: a clean Close detaches but keeps the pinned maps,
+// and the next Load sees the runtime deny entries and counters again.
+func TestRestartKeepsState(t *testing.T) {
+	requireBPF(t)
+	pin := testPinPath(t)
+	cfg := Config{Ports: []uint16{80}, PinPath: pin}
+	g, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := netip.MustParsePrefix("198.51.100.0/24")
+	if err := g.Deny(denied, 0); err != nil {
+		t.Fatal(err)
+	}
+	run(t, g, pkt{src: "198.51.100.1", dport: 80, flags: tcpSYN}.bytes(), xdpDrop, Stats{DroppedDeny: 1})
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+
+	g = loadTestGuard(t, cfg)
+	list, err := g.DenyList()
+	if err != nil || len(list) != 1 || list[0].Prefix != denied || !list[0].Expires.IsZero() {
+		t.Errorf("DenyList after restart = %v, %v; want %s", list, err, denied)
+	}
+	if s, err := g.Stats(); err != nil || s.DroppedDeny != 1 {
+		t.Errorf("Stats after restart = %+v, %v; want the earlier drop", s, err)
+	}
+	run(t, g, pkt{src: "198.51.100.1", dport: 80, flags: tcpSYN}.bytes(), xdpDrop, Stats{DroppedDeny: 1})
+}
+
+// TestRestartResized: pinned maps that no longer fit the config are
+// recreated, the compatible ones kept.
+func TestRestartResized(t *testing.T) {
+	requireBPF(t)
+	pin := testPinPath(t)
+	g, err := Load(Config{Ports: []uint16{80}, PinPath: pin, MaxSources: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Deny(netip.MustParsePrefix("2001:db8::/48"), 0); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+
+	g = loadTestGuard(t, Config{Ports: []uint16{80}, PinPath: pin, MaxSources: 2048})
+	if n := g.objs.Sources.MaxEntries(); n != 2048 {
+		t.Errorf("sources map has %d entries, want the new 2048", n)
+	}
+	if list, err := g.DenyList(); err != nil || len(list) != 1 {
+		t.Errorf("deny list after resize of other maps = %v, %v; want kept", list, err)
+	}
+}
+
+// TestCrashLeavesAttachable: a process that dies leaves its pinned XDP link
+// attached (the guard keeps guarding); the next start replaces it.
+func TestCrashLeavesAttachable(t *testing.T) {
+	requireBPF(t)
+	ns := NewNetNS(t)
+	pin := testPinPath(t)
+	cfg := Config{Ports: []uint16{80}, PinPath: pin}
+
+	g1, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mode Mode
+	if err := ns.Do(func() (err error) { mode, err = g1.AttachXDP("lo", ModeAuto); return err }); err != nil {
+		t.Fatalf("AttachXDP(lo, auto): %v", err)
+	}
+	if mode != ModeGeneric {
+		t.Errorf("lo attached in %q, want generic (lo has no native XDP)", mode)
+	}
+	// Crash: descriptors go, pins stay.
+	for _, l := range g1.links {
+		l.Close()
+	}
+	g1.objs.Close()
+
+	linkPin := filepath.Join(pin, "link_xdp_lo")
+	if _, err := os.Stat(linkPin); err != nil {
+		t.Fatalf("pinned link after crash: %v", err)
+	}
+	g2 := loadTestGuard(t, cfg)
+	if err := ns.Do(func() (err error) { mode, err = g2.AttachXDP("lo", ModeGeneric); return err }); err != nil {
+		t.Fatalf("AttachXDP after crash: %v", err)
+	}
+	l, err := link.LoadPinnedLink(linkPin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := l.Info()
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	progInfo, err := g2.objs.XdpGuard.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := progInfo.ID(); info.Program != id {
+		t.Errorf("attached program %d, want the new one %d", info.Program, id)
+	}
+
+	if err := g2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(linkPin); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("link pin after clean Close: %v, want gone", err)
+	}
+	if _, err := g2.AttachXDP("lo", ModeGeneric); !errors.Is(err, ErrClosed) {
+		t.Errorf("AttachXDP after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestAttachBadInput(t *testing.T) {
+	requireBPF(t)
+	g := loadTestGuard(t, Config{Ports: []uint16{80}})
+	for _, m := range []Mode{ModeOff, ModeUserspace, "bogus"} {
+		if _, err := g.AttachXDP("lo", m); !errors.Is(err, ErrMode) {
+			t.Errorf("AttachXDP(lo, %q) = %v, want ErrMode", m, err)
+		}
+	}
+	if _, err := g.AttachXDP("no-such-if0", ModeAuto); err == nil {
+		t.Error("AttachXDP on a missing interface succeeded")
+	}
+	if err := g.AttachSockOps("/sys/fs/cgroup/unified/no-such-cgroup"); err == nil {
+		t.Error("AttachSockOps on a missing cgroup succeeded")
+	}
+	if _, err := Load(Config{}); !errors.Is(err, ErrConfig) {
+		t.Errorf("Load(no ports) = %v, want ErrConfig", err)
+	}
+}
