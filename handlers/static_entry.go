@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/cloudwego/hertz/pkg/protocol"
 	"github.com/cloudwego/hertz/pkg/protocol/consts"
 )
 
@@ -145,10 +146,11 @@ func (s *Static) serveEntry(c *app.RequestContext, e *staticEntry, f *os.File, i
 		return
 	}
 	// Validators and Cache-Control go on 304s too (RFC 9110 §15.4.5).
-	resp.Header.SetCanonical(staticHdrETag, e.etag)
-	resp.Header.SetCanonical(staticHdrLastModified, e.lastModified)
+	set := staticSetHeader(&resp.Header)
+	set(&resp.Header, staticHdrETag, e.etag)
+	set(&resp.Header, staticHdrLastModified, e.lastModified)
 	if s.cacheControl != nil {
-		resp.Header.SetCanonical(staticHdrCacheControl, s.cacheControl)
+		set(&resp.Header, staticHdrCacheControl, s.cacheControl)
 	}
 	if d == staticNotModified {
 		staticClose(f)
@@ -156,7 +158,7 @@ func (s *Static) serveEntry(c *app.RequestContext, e *staticEntry, f *os.File, i
 		return
 	}
 	resp.Header.SetContentTypeBytes(e.contentType)
-	resp.Header.SetCanonical(staticHdrAcceptRanges, staticBytesUnit)
+	set(&resp.Header, staticHdrAcceptRanges, staticBytesUnit)
 	if d == staticPartial {
 		resp.SetStatusCode(consts.StatusPartialContent)
 		resp.Header.SetContentRange(int(start), int(end), int(e.size))
@@ -177,6 +179,22 @@ func (s *Static) serveEntry(c *app.RequestContext, e *staticEntry, f *os.File, i
 		return
 	}
 	s.streamFile(c, f, start, n)
+}
+
+// staticSetHeader picks how serveEntry sets its headers. On a fresh
+// response (the usual case: hertz resets it per request) appending skips
+// SetCanonical's special-header checks and duplicate scan, which the CPU
+// profile of the 1 KiB benchmark shows as our largest cost; if anything
+// set headers before us, the checked path is used.
+func staticSetHeader(h *protocol.ResponseHeader) func(h *protocol.ResponseHeader, k, v []byte) {
+	if len(h.GetHeaders()) == 0 {
+		return staticAddHeader
+	}
+	return (*protocol.ResponseHeader).SetCanonical
+}
+
+func staticAddHeader(h *protocol.ResponseHeader, k, v []byte) {
+	h.AddArgBytes(k, v, protocol.ArgsHasValue)
 }
 
 func staticClose(f *os.File) {
