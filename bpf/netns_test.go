@@ -32,7 +32,7 @@ func requireBPF(t *testing.T) {
 	t.Skipf("kernel guard unavailable: %v", err)
 }
 
-func randomSuffix(t *testing.T) string {
+func randomSuffix(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 3)
 	if _, err := rand.Read(b); err != nil {
