@@ -282,3 +282,68 @@ func TestE2E(t *testing.T) {
 		}
 	})
 }
+
+// TestLoopbackGeneric: on lo, generic XDP sees both directions of every
+// connection. The guard judges by destination port, so the server's own
+// replies (from the guarded port, to an ephemeral one) pass even when the
+// server's address is denied as a source.
+func TestLoopbackGeneric(t *testing.T) {
+	requireBPF(t)
+	ns := NewNetNS(t)
+	g := loadTestGuard(t, Config{
+		Ports: []uint16{serverPort},
+		Deny:  []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("127.0.0.2/32")},
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(serverPort))
+	var ln net.Listener
+	err := ns.Do(func() error {
+		mode, err := g.AttachXDP("lo", ModeAuto)
+		if err != nil {
+			return err
+		}
+		if mode != ModeGeneric {
+			return fmt.Errorf("lo attached in %q, want generic", mode)
+		}
+		var lc net.ListenConfig
+		lc.SetMultipathTCP(false)
+		ln, err = lc.Listen(context.Background(), "tcp4", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); hs.Serve(ln) }()
+	t.Cleanup(func() { hs.Close(); <-done })
+
+	dial := func(src string) (net.Conn, error) {
+		var c net.Conn
+		err := ns.Do(func() error {
+			d := net.Dialer{Timeout: dialTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+			var err error
+			c, err = d.Dial("tcp4", addr)
+			return err
+		})
+		return c, err
+	}
+	c, err := dial("127.0.0.3")
+	if err != nil {
+		t.Fatalf("dial from 127.0.0.3: %v", err)
+	}
+	err = get(c)
+	c.Close()
+	if err != nil {
+		t.Fatalf("request from 127.0.0.3 (replies come from the denied 127.0.0.1): %v", err)
+	}
+	if c, err := dial("127.0.0.2"); err == nil {
+		c.Close()
+		t.Fatal("denied 127.0.0.2 connected")
+	}
+	s, err := g.Stats()
+	if err != nil || s.DroppedDeny == 0 || s.Skipped == 0 {
+		t.Errorf("Stats = %+v, %v; want deny drops and skipped replies", s, err)
+	}
+}
