@@ -65,7 +65,10 @@ type StaticConfig struct {
 // (ETag, Last-Modified), conditional requests and single byte ranges
 // (RFC 9110 §13, §14), directory index and redirect, and no way out of Root.
 //
-// A Static is safe for concurrent use. Handle must not be called after Close.
+// A Static is safe for concurrent use. Handle must not be called after Close
+// (it answers 503 if it is). Response bodies of in-memory files are shared,
+// read-only memory (Response.SetBodyRaw): middleware may read Body() but
+// must not modify it in place.
 type Static struct {
 	prefix       []byte
 	index        string
@@ -215,7 +218,7 @@ func (s *Static) relPath(p []byte) (rel []byte, dirReq, ok bool) {
 	}
 	p = p[1:]
 	segStart := true
-	for _, b := range p {
+	for i, b := range p {
 		switch {
 		case b == 0 || b == '\\':
 			return nil, false, false
@@ -225,11 +228,19 @@ func (s *Static) relPath(p []byte) (rel []byte, dirReq, ok bool) {
 			}
 			segStart = true
 		case segStart:
-			if b == '.' {
+			if b == '.' && (i != 0 || !staticWellKnown(p)) {
 				return nil, false, false
 			}
 			segStart = false
 		}
 	}
 	return p, len(p) == 0 || p[len(p)-1] == '/', true
+}
+
+// staticWellKnown reports whether rel starts with the /.well-known/
+// directory (RFC 8615), the one dot-named directory sites must serve,
+// e.g. for ACME http-01 challenges.
+func staticWellKnown(rel []byte) bool {
+	const wk = ".well-known"
+	return len(rel) >= len(wk) && string(rel[:len(wk)]) == wk && (len(rel) == len(wk) || rel[len(wk)] == '/')
 }

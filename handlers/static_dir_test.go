@@ -40,18 +40,20 @@ func staticTree(t *testing.T) (string, []byte) {
 		big[i] = byte(rng.UintN(256))
 	}
 	files := map[string]string{
-		"hello.txt":           "hello, edgeloop\n",
-		"sub/index.html":      "<h1>sub index</h1>\n",
-		"sub/deeper/app.js":   "console.log(1)\n",
-		"noindex/file.css":    "body{}\n",
-		"data.json":           `{"ok":true}`,
-		"unknown.zzz9":        "?",
-		"empty.txt":           "",
-		".env":                "SECRET=1\n",
-		".git/config":         "[core]\n",
-		"sub/.hidden/x.txt":   "hidden\n",
-		"../secret/passwd":    "root:x:0:0\n",
-		"../secret/dir/s.txt": "secret dir\n",
+		"hello.txt":                      "hello, edgeloop\n",
+		"sub/index.html":                 "<h1>sub index</h1>\n",
+		"sub/deeper/app.js":              "console.log(1)\n",
+		"noindex/file.css":               "body{}\n",
+		"data.json":                      `{"ok":true}`,
+		"unknown.zzz9":                   "?",
+		"empty.txt":                      "",
+		".env":                           "SECRET=1\n",
+		".git/config":                    "[core]\n",
+		"sub/.hidden/x.txt":              "hidden\n",
+		".well-known/acme-challenge/tok": "tok.key\n",
+		"sub/.well-known/x":              "nested\n",
+		"../secret/passwd":               "root:x:0:0\n",
+		"../secret/dir/s.txt":            "secret dir\n",
 	}
 	for name, content := range files {
 		if err := writeStaticFile(filepath.Join(root, name), content); err != nil {
@@ -122,6 +124,9 @@ func TestStaticRootDir(t *testing.T) {
 		{name: "dotfile", path: "/.env", code: 404},
 		{name: "dot dir", path: "/.git/config", code: 404},
 		{name: "nested dot dir", path: "/sub/.hidden/x.txt", code: 404},
+		{name: "well-known", path: "/.well-known/acme-challenge/tok", code: 200, body: "tok.key\n"},
+		{name: "well-known only at top", path: "/sub/.well-known/x", code: 404},
+		{name: "well-known lookalike", path: "/.well-knownx", code: 404},
 		{name: "traversal", path: "/../secret/passwd", code: 404},
 		{name: "deep traversal", path: "/sub/../../../../secret/passwd", code: 404},
 		{name: "encoded traversal", path: "/%2e%2e/secret/passwd", code: 404},
