@@ -5,7 +5,6 @@ package bpf
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -159,7 +158,8 @@ func guardSpec(cfg Config) (*ebpf.CollectionSpec, error) {
 }
 
 // Close detaches the links this Guard attached (removing their pins) and
-// closes its objects. The pinned maps survive for the next Load.
+// closes its objects; links a newer Guard has taken over stay attached.
+// The pinned maps survive for the next Load.
 func (g *Guard) Close() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -170,21 +170,11 @@ func (g *Guard) Close() error {
 	collector.guard.CompareAndSwap(g, nil)
 	var errs []error
 	for name, l := range g.links {
-		errs = append(errs, detach(l))
+		errs = append(errs, g.release(l))
 		delete(g.links, name)
 	}
 	errs = append(errs, g.objs.Close())
 	return errors.Join(errs...)
-}
-
-// detach unpins and closes l; with no pin and no descriptor left the
-// kernel detaches the program.
-func detach(l link.Link) error {
-	if err := l.Unpin(); err != nil && !errors.Is(err, os.ErrNotExist) {
-		l.Close()
-		return fmt.Errorf("unpin link: %w", err)
-	}
-	return l.Close()
 }
 
 func monotonicNow() uint64 {

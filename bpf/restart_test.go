@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -93,7 +94,7 @@ func TestCrashLeavesAttachable(t *testing.T) {
 	}
 	g1.objs.Close()
 
-	linkPin := filepath.Join(pin, "link_xdp_lo")
+	linkPin := filepath.Join(pin, "link_xdp_lo_generic")
 	if _, err := os.Stat(linkPin); err != nil {
 		t.Fatalf("pinned link after crash: %v", err)
 	}
@@ -101,21 +102,8 @@ func TestCrashLeavesAttachable(t *testing.T) {
 	if err := ns.Do(func() (err error) { mode, err = g2.AttachXDP("lo", ModeGeneric); return err }); err != nil {
 		t.Fatalf("AttachXDP after crash: %v", err)
 	}
-	l, err := link.LoadPinnedLink(linkPin, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := l.Info()
-	l.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	progInfo, err := g2.objs.XdpGuard.Info()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id, _ := progInfo.ID(); info.Program != id {
-		t.Errorf("attached program %d, want the new one %d", info.Program, id)
+	if id := pinnedProgram(t, linkPin); !g2.ownsProgram(id) {
+		t.Errorf("attached program %d, want the new guard's", id)
 	}
 
 	if err := g2.Close(); err != nil {
@@ -127,6 +115,78 @@ func TestCrashLeavesAttachable(t *testing.T) {
 	if _, err := g2.AttachXDP("lo", ModeGeneric); !errors.Is(err, ErrClosed) {
 		t.Errorf("AttachXDP after Close: %v, want ErrClosed", err)
 	}
+}
+
+// TestHandOver: during a reload the new Guard takes the attached links
+// over while the old one is still open (no unguarded gap), and closing the
+// old one leaves them attached.
+func TestHandOver(t *testing.T) {
+	requireBPF(t)
+	ns := NewNetNS(t)
+	pin := testPinPath(t)
+	cfg := Config{Ports: []uint16{80}, PinPath: pin}
+	cg, err := JoinCgroup("edgeloop-test-" + randomSuffix(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { LeaveCgroup(cg) })
+
+	attach := func(g *Guard) {
+		t.Helper()
+		var mode Mode
+		if err := ns.Do(func() (err error) { mode, err = g.AttachXDP("lo", ModeAuto); return err }); err != nil || mode != ModeGeneric {
+			t.Fatalf("AttachXDP = %q, %v", mode, err)
+		}
+		if err := g.AttachSockOps(cg); err != nil {
+			t.Fatalf("AttachSockOps: %v", err)
+		}
+	}
+	old, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attach(old)
+	attach(old) // again: the same links, updated in place
+	g := loadTestGuard(t, cfg)
+	attach(g)
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pins, err := filepath.Glob(filepath.Join(pin, "link_*"))
+	if err != nil || len(pins) != 2 {
+		t.Fatalf("link pins after the old guard closed: %v, %v; want 2", pins, err)
+	}
+	for _, p := range pins {
+		if id := pinnedProgram(t, p); !g.ownsProgram(id) {
+			t.Errorf("%s runs program %d, want the new guard's", p, id)
+		}
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if pins, _ := filepath.Glob(filepath.Join(pin, "link_*")); len(pins) != 0 {
+		t.Errorf("link pins after the last Close: %v", pins)
+	}
+	// Explicit mode after a clean Close: a fresh attach.
+	g3 := loadTestGuard(t, cfg)
+	if err := ns.Do(func() error { _, err := g3.AttachXDP("lo", ModeGeneric); return err }); err != nil {
+		t.Fatalf("AttachXDP after Close: %v", err)
+	}
+}
+
+// pinnedProgram is the id of the program the link pinned at path runs.
+func pinnedProgram(t *testing.T, path string) ebpf.ProgramID {
+	t.Helper()
+	l, err := link.LoadPinnedLink(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Program
 }
 
 func TestAttachBadInput(t *testing.T) {
