@@ -83,7 +83,9 @@ type Config struct {
 	SYNBurst uint32
 	// MaxConnsPerIP caps established connections per source address: a SYN
 	// from a source at the cap is dropped. The count comes from the sock_ops
-	// program, so it needs AttachSockOps on the server's cgroup. Zero is off.
+	// program, so it needs AttachSockOps on the server's cgroup. Handshakes
+	// in flight are not yet counted, so a source opening many connections at
+	// once can pass the cap by that many; SYNRate bounds that. Zero is off.
 	MaxConnsPerIP uint32
 	// PPSPerIP is the packets per second allowed per source address to the
 	// guarded ports (a fixed one-second window). Zero is off.
