@@ -243,3 +243,41 @@ func TestStaticSiteFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticRelPath feeds relPath un-normalized paths, as it would see with
+// an engine that serves raw paths: the segment rules alone must refuse
+// every way out of the root.
+func TestStaticRelPath(t *testing.T) {
+	f := func(prefix, p, wantRel string, wantDir, wantOK bool) {
+		t.Helper()
+		s := &Static{prefix: []byte(prefix)}
+		rel, dir, ok := s.relPath([]byte(p))
+		if ok != wantOK || (ok && (string(rel) != wantRel || dir != wantDir)) {
+			t.Errorf("prefix %q path %q: (%q, %v, %v), want (%q, %v, %v)", prefix, p, rel, dir, ok, wantRel, wantDir, wantOK)
+		}
+	}
+	f("", "/", "", true, true)
+	f("", "/a.txt", "a.txt", false, true)
+	f("", "/a/b/", "a/b/", true, true)
+	f("", "/.well-known/acme-challenge/x", ".well-known/acme-challenge/x", false, true)
+	f("", "/..", "", false, false)
+	f("", "/../etc/passwd", "", false, false)
+	f("", "/a/../../etc/passwd", "", false, false)
+	f("", "/a/./b", "", false, false)
+	f("", "/.git/config", "", false, false)
+	f("", "/a/.env", "", false, false)
+	f("", "/a/.well-known/x", "", false, false)
+	f("", "/.well-known2/x", "", false, false)
+	f("", "//etc/passwd", "", false, false)
+	f("", "/a//b", "", false, false)
+	f("", "/a\\..\\b", "", false, false)
+	f("", "/a\x00.txt", "", false, false)
+	f("", "", "", false, false)
+	f("", "a.txt", "", false, false)
+	f("/assets", "/assets/a.css", "a.css", false, true)
+	f("/assets", "/assets", "", false, true)
+	f("/assets", "/assets/", "", true, true)
+	f("/assets", "/assetsx", "", false, false)
+	f("/assets", "/other/a.css", "", false, false)
+	f("/assets", "/assets/../a.css", "", false, false)
+}
