@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"errors"
+	"github.com/cloudwego/hertz/pkg/protocol"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +104,7 @@ func TestChunkedRoundTrip(t *testing.T) {
 	c.fc.Del(chunkKey(&kb, res.m.chunkGen, 1))
 	res2 := NewResult()
 	c.Lookup(req, nil, res2)
-	r := mkResp(0, "")
+	r := protocol.AcquireResponse()
 	if err := c.Serve(res2, r); !errors.Is(err, ErrNoEntry) || len(r.Body()) != 0 {
 		t.Fatalf("missing chunk: err %v, %d body bytes", err, len(r.Body()))
 	}
@@ -176,7 +177,7 @@ func TestRefresh304(t *testing.T) {
 	if err := c.Refresh(res, &n304.Header, clk.Now(), clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	r := mkResp(0, "")
+	r := protocol.AcquireResponse()
 	if err := c.Serve(res, r); err != nil {
 		t.Fatal(err)
 	}
