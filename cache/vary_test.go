@@ -47,11 +47,11 @@ func TestVarySelection(t *testing.T) {
 		body string
 		fwd  Fwd
 	}{
-		{[]string{"Accept-Language", "en-US,en;q=0.5"}, Hit, "en", 0},             // whitespace normalised
-		{[]string{"Accept-Language", "EN-us , en;q=0.5"}, Hit, "en", 0},           // case-folded Accept-*
-		{[]string{"Accept-Language", "fr"}, Hit, "fr", 0},                         // second variant
-		{[]string{"Accept-Language", "de"}, Miss, "", FwdVaryMiss},                // unknown variant
-		{nil, Miss, "", FwdVaryMiss},                                              // absent header is its own variant
+		{[]string{"Accept-Language", "en-US,en;q=0.5"}, Hit, "en", 0},                                   // whitespace normalised
+		{[]string{"Accept-Language", "EN-us , en;q=0.5"}, Hit, "en", 0},                                 // case-folded Accept-*
+		{[]string{"Accept-Language", "fr"}, Hit, "fr", 0},                                               // second variant
+		{[]string{"Accept-Language", "de"}, Miss, "", FwdVaryMiss},                                      // unknown variant
+		{nil, Miss, "", FwdVaryMiss},                                                                    // absent header is its own variant
 		{[]string{"Accept-Language", "en-US,en;q=0.5", "Accept-Encoding", "gzip, br"}, Hit, "en-gz", 0}, // coding collapses
 		{[]string{"Accept-Language", "en-US,en;q=0.5", "Accept-Encoding", "br"}, Hit, "en", 0},          // gzip unacceptable: identity
 		{[]string{"Accept-Language", "fr", "Accept-Encoding", "gzip"}, Hit, "fr", 0},                    // no gzip fr: identity
