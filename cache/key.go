@@ -22,6 +22,8 @@ import (
 // queries are sorted in an allocated slice (never on a normal hit path).
 const maxQueryParams = 32
 
+var strHTTP = []byte("http")
+
 // AppendKey appends the primary key of req to dst. It does not allocate
 // when dst has room.
 func AppendKey(dst []byte, req *protocol.Request) []byte {
@@ -31,7 +33,7 @@ func AppendKey(dst []byte, req *protocol.Request) []byte {
 
 func appendKey(dst, scheme, host, path, query []byte) []byte {
 	if len(scheme) == 0 {
-		scheme = []byte("http")
+		scheme = strHTTP
 	}
 	for _, c := range scheme {
 		dst = append(dst, lower(c))

@@ -3,6 +3,8 @@ package cache
 import (
 	"errors"
 	"testing"
+
+	"github.com/cloudwego/hertz/pkg/protocol"
 )
 
 func TestAcceptedCodings(t *testing.T) {
@@ -102,5 +104,27 @@ func TestStoreEncoded(t *testing.T) {
 	// purge removes both
 	if n, err := c.PurgeURL(url); err != nil || n != 2 {
 		t.Fatalf("purge: %d %v", n, err)
+	}
+}
+
+func TestHitNoAllocWithVary(t *testing.T) {
+	c, clk := newTestCache(t, Config{})
+	url := "http://example.com/va?z=1&a=2"
+	hdrs := []string{"Accept-Language", "en-US, en;q=0.5", "Accept-Encoding", "gzip, br", "X-Device", "mobile"}
+	if err := fetchStore(t, c, clk, mkReq("GET", url, hdrs...), mkResp(200, "body", "Cache-Control", "max-age=60",
+		"Vary", "Accept-Language, X-Device, Accept-Encoding")); err != nil {
+		t.Fatal(err)
+	}
+	req := mkReq("GET", url, hdrs...)
+	res := NewResult()
+	resp := protocol.AcquireResponse()
+	n := testing.AllocsPerRun(200, func() {
+		resp.Reset()
+		if c.Lookup(req, nil, res) != Hit || c.Serve(res, resp) != nil {
+			t.Fatal("not a hit")
+		}
+	})
+	if n != 0 {
+		t.Fatalf("hit with Vary allocates %v times", n)
 	}
 }
