@@ -1,0 +1,113 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cloudwego/hertz/pkg/app"
+
+	"github.com/edgeloop/edgeloop/handlers"
+	"github.com/edgeloop/edgeloop/pool"
+)
+
+// routeHandler is what every kind of route (proxy, static, ...) provides.
+type routeHandler interface {
+	Handle(ctx context.Context, c *app.RequestContext)
+	Close() error
+}
+
+// mountedRoute is a configured route with its built handler.
+type mountedRoute struct {
+	prefix  []byte
+	handler routeHandler
+	metrics *routeMetrics
+}
+
+// router picks the longest matching path prefix. Routes are few, so a
+// linear scan of prefixes sorted longest first beats a tree. It is read-only
+// after construction and safe for concurrent use.
+type router struct {
+	routes   []*mountedRoute
+	fallback *mountedRoute // answers 404 when no prefix matches
+}
+
+func (r *router) match(path []byte) *mountedRoute {
+	for _, rt := range r.routes {
+		if bytes.HasPrefix(path, rt.prefix) {
+			return rt
+		}
+	}
+	return r.fallback
+}
+
+// dispatch is the last handler of the chain.
+// hertz presets 404 for requests no hertz route matched (all of ours, since
+// edgeloop routes by prefix itself); handlers expect the usual 200 default.
+func (s *Server) dispatch(ctx context.Context, c *app.RequestContext) {
+	c.Response.SetStatusCode(200)
+	s.routes.match(c.Request.URI().Path()).handler.Handle(ctx, c)
+}
+
+// notFound answers requests that no route matches.
+type notFound struct{}
+
+func (notFound) Handle(_ context.Context, c *app.RequestContext) {
+	writeError(c, 404, "no route")
+}
+func (notFound) Close() error { return nil }
+
+// buildRoutes constructs one handler per configured route.
+func buildRoutes(cfg *Config) (*router, error) {
+	r := &router{fallback: &mountedRoute{handler: notFound{}, metrics: newRouteMetrics("none")}}
+	for _, rc := range cfg.Routes {
+		h, err := buildHandler(cfg, rc)
+		if err != nil {
+			r.close()
+			return nil, fmt.Errorf("route %q: %w", rc.Path, err)
+		}
+		r.routes = append(r.routes, &mountedRoute{
+			prefix:  []byte(rc.Path),
+			handler: h,
+			metrics: newRouteMetrics(rc.Path),
+		})
+	}
+	return r, nil
+}
+
+func buildHandler(cfg *Config, rc Route) (routeHandler, error) {
+	if targets := rc.Targets(); len(targets) > 0 {
+		u := cfg.Upstream
+		return handlers.NewProxy(handlers.ProxyConfig{
+			Route:       rc.Path,
+			Upstreams:   targets,
+			Timeout:     rc.Timeout.D(),
+			FailTimeout: u.FailTimeout.D(),
+			MaxFails:    u.MaxFails,
+			HostHeader:  rc.HostHeader,
+			Pool: pool.UpstreamConfig{
+				MaxIdleConns: u.MaxIdlePerHost,
+				MaxConns:     u.MaxConnsPerHost,
+				IdleTimeout:  u.IdleTimeout.D(),
+				DialTimeout:  u.DialTimeout.D(),
+			},
+		})
+	}
+	sc := handlers.StaticConfig{}
+	if rc.Root != "embedded" {
+		sc.Root = rc.Root
+	}
+	if rc.StripPrefix {
+		sc.StripPrefix = rc.Path
+	}
+	return handlers.NewStatic(sc)
+}
+
+func (r *router) close() error {
+	var errs []error
+	for _, rt := range r.routes {
+		errs = append(errs, rt.handler.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,269 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app/server"
+	"github.com/cloudwego/hertz/pkg/common/config"
+	"github.com/cloudwego/hertz/pkg/common/hlog"
+	"github.com/cloudwego/hertz/pkg/network/netpoll"
+	"github.com/cloudwego/hertz/pkg/network/standard"
+
+	"github.com/edgeloop/edgeloop/engine/compress"
+	"github.com/edgeloop/edgeloop/engine/limit"
+)
+
+// Server is one edgeloop serving process: its public listeners, the
+// middleware chain and routes, and the admin listener. Create it with New,
+// then call Listen and Serve (or Run). Its methods are safe for concurrent use.
+type Server struct {
+	cfg       *Config
+	log       *slog.Logger
+	accessLog bool
+
+	routes *router
+	rate   *limit.RateLimiter // nil when the rate limit is off
+	conns  *limit.ConnLimiter
+	cors   *cors
+	comp   *compress.Compressor // nil when compression is off
+
+	mu        sync.Mutex // guards the fields below
+	listeners []net.Listener
+	hertz     []*server.Hertz
+	connSets  []*connSet
+	admin     *http.Server
+	adminLn   net.Listener
+
+	inflight atomic.Int64
+	draining atomic.Bool
+}
+
+// New builds a server from a normalized config. It opens no sockets.
+func New(cfg *Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	// hertz logs through hlog; keep its chatter out of edgeloop's log.
+	hlog.SetLevel(hlog.LevelError)
+	s := &Server{cfg: cfg, log: log, accessLog: *cfg.Log.Access, cors: newCORS(cfg.CORS)}
+	var err error
+	if cfg.RateLimit.Rate.PerSecond > 0 {
+		s.rate, err = limit.NewRateLimiter(limit.RateConfig{
+			Rate:       cfg.RateLimit.Rate.PerSecond,
+			Burst:      cfg.RateLimit.Burst,
+			MaxClients: cfg.RateLimit.MaxClients,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("rate limit: %w", err)
+		}
+	}
+	s.conns = limit.NewConnLimiter(limit.ConnConfig{
+		Max:      cfg.Limits.MaxConnections,
+		MaxPerIP: cfg.Limits.MaxConnectionsPerIP,
+	})
+	if *cfg.Compression.Enabled {
+		s.comp, err = compress.New(compress.Config{
+			MinLength:   int(cfg.Compression.MinLength),
+			Types:       cfg.Compression.Types,
+			Encodings:   cfg.Compression.Encodings,
+			GzipLevel:   cfg.Compression.GzipLevel,
+			BrotliLevel: cfg.Compression.BrotliLevel,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("compression: %w", err)
+		}
+	}
+	if s.routes, err = buildRoutes(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Listen opens the public and admin sockets, so that address errors are
+// reported before anything is served.
+func (s *Server) Listen(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, addr := range s.cfg.Listen {
+		ln, err := listenTCP(ctx, addr)
+		if err != nil {
+			s.closeListenersLocked()
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		s.listeners = append(s.listeners, ln)
+	}
+	if s.cfg.Admin != "off" {
+		ln, err := listenTCP(ctx, s.cfg.Admin)
+		if err != nil {
+			s.closeListenersLocked()
+			return fmt.Errorf("admin listen %s: %w", s.cfg.Admin, err)
+		}
+		s.adminLn = ln
+	}
+	return nil
+}
+
+func (s *Server) closeListenersLocked() {
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
+	s.listeners = nil
+	if s.adminLn != nil {
+		_ = s.adminLn.Close()
+		s.adminLn = nil
+	}
+}
+
+// Addrs returns the public listeners' addresses (after Listen).
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Addr, len(s.listeners))
+	for i, ln := range s.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// AdminAddr returns the admin listener's address, or nil when it is off.
+func (s *Server) AdminAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
+}
+
+// Run listens (if Listen was not called) and serves until ctx is done, then
+// drains gracefully and returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	listening := len(s.listeners) > 0
+	s.mu.Unlock()
+	if !listening {
+		if err := s.Listen(ctx); err != nil {
+			return err
+		}
+	}
+	errc := make(chan error, 8)
+	s.mu.Lock()
+	for _, ln := range s.listeners {
+		h := s.newHertz(ln)
+		s.hertz = append(s.hertz, h)
+		go func() { errc <- h.Run() }()
+		s.log.Info("listening", "addr", ln.Addr().String(), "transport", s.cfg.Transport)
+	}
+	if s.adminLn != nil {
+		s.admin = s.newAdmin()
+		go func() {
+			if err := s.admin.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("admin: %w", err)
+			}
+		}()
+		s.log.Info("admin listening", "addr", s.adminLn.Addr().String())
+	}
+	s.mu.Unlock()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.shutdown()
+	return runErr
+}
+
+// newHertz builds one hertz server on ln with edgeloop's middleware chain.
+func (s *Server) newHertz(ln net.Listener) *server.Hertz {
+	t := s.cfg.Timeouts
+	opts := []config.Option{
+		server.WithStreamBody(true),
+		server.WithMaxRequestBodySize(int(s.cfg.Limits.MaxBodySize)),
+		server.WithMaxHeaderBytes(int(s.cfg.Limits.MaxHeaderSize)),
+		server.WithReadTimeout(t.Read.D()),
+		server.WithWriteTimeout(t.Write.D()),
+		server.WithIdleTimeout(t.Idle.D()),
+		server.WithKeepAliveTimeout(t.Idle.D()),
+		server.WithExitWaitTime(t.Drain.D()),
+		server.WithDisablePrintRoute(true),
+		server.WithRedirectTrailingSlash(false),
+		server.WithRedirectFixedPath(false),
+		server.WithHandleMethodNotAllowed(false),
+		server.WithSenseClientDisconnection(false),
+	}
+	if s.cfg.Transport == "netpoll" {
+		opts = append(opts, server.WithTransport(netpoll.NewTransporter),
+			server.WithListener(ln), server.WithOnAccept(s.netpollAccept))
+	} else {
+		set := newConnSet()
+		s.connSets = append(s.connSets, set)
+		opts = append(opts, server.WithTransport(standard.NewTransporter),
+			server.WithListener(&trackingListener{
+				Listener: s.conns.Listener(ln), set: set,
+				readTimeout: t.Read.D(), writeTimeout: t.Write.D(),
+			}))
+	}
+	h := server.New(opts...)
+	h.Use(s.front)
+	if s.cors != nil {
+		h.Use(s.cors.handle)
+	}
+	if s.comp != nil {
+		h.Use(s.comp.Handler())
+	}
+	h.NoRoute(s.dispatch)
+	h.NoMethod(s.dispatch)
+	return h
+}
+
+// shutdown stops accepting, waits for in-flight requests up to the drain
+// timeout, closes idle keep-alive connections, and releases the routes.
+func (s *Server) shutdown() {
+	s.draining.Store(true)
+	drain := s.cfg.Timeouts.Drain.D()
+	deadline := time.Now().Add(drain)
+	s.log.Info("draining", "inflight", s.inflight.Load(), "timeout", drain)
+
+	s.mu.Lock()
+	hs, sets := s.hertz, s.connSets
+	s.mu.Unlock()
+	// Stop accepting on every listener first.
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
+	for s.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, set := range sets {
+		set.closeAll()
+	}
+	var wg sync.WaitGroup
+	for _, h := range hs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(time.Second))
+			defer cancel()
+			_ = h.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+	if s.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.admin.Shutdown(ctx)
+		cancel()
+	}
+	if err := s.routes.close(); err != nil {
+		s.log.Warn("closing routes", "err", err)
+	}
+	s.log.Info("stopped", "inflight_left", s.inflight.Load())
+}

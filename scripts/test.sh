@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command behind `make test`: installs missing test dependencies,
+# starts a throwaway PostgreSQL unless EDGELOOP_TEST_DATABASE_URL is given,
+# and runs every Go test. Under CI=true, tests that need root, BPF or
+# PostgreSQL fail instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/test-deps.sh
+
+if [ "${CI:-}" = true ]; then
+  export EDGELOOP_REQUIRE_BPF=1 EDGELOOP_REQUIRE_PG=1
+fi
+
+pgdir=""
+cleanup() { if [ -n "$pgdir" ]; then scripts/testdb.sh stop "$pgdir"; rm -rf "$pgdir"; fi; }
+trap cleanup EXIT
+if [ -z "${EDGELOOP_TEST_DATABASE_URL:-}" ]; then
+  pgdir=$(mktemp -d /tmp/edgeloop-pg.XXXXXX)
+  if url=$(scripts/testdb.sh start "$pgdir"); then
+    export EDGELOOP_TEST_DATABASE_URL="$url"
+    echo "test: throwaway PostgreSQL at $url"
+  else
+    echo "test: could not start PostgreSQL; database tests will skip (or fail under CI)" >&2
+  fi
+fi
+
+go vet ./...
+go test -count=1 -timeout 14m "${@:-./...}"
