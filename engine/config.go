@@ -54,7 +54,17 @@ type Config struct {
 	Compression CompressionConfig `yaml:"compression"`
 	CORS        CORSConfig        `yaml:"cors"`
 	Upstream    UpstreamConfig    `yaml:"upstream"`
-	Routes      []Route           `yaml:"routes"`
+	Cache       CacheConfig       `yaml:"cache"`
+	Guard       GuardConfig       `yaml:"guard"`
+	Database    DatabaseConfig    `yaml:"database"`
+	Tune        TuneConfig        `yaml:"tune"`
+	// Workers is the number of serving processes: a number, or "auto" for
+	// one per CPU the process may use. If zero, 1 (one process).
+	Workers Workers `yaml:"workers"`
+	// Steer is "none" (default) or "cpu": a connection is handled by the
+	// worker pinned to the CPU that received it.
+	Steer  string  `yaml:"steer"`
+	Routes []Route `yaml:"routes"`
 
 	// file is the path the config came from, for error messages.
 	file string
@@ -180,6 +190,22 @@ type Route struct {
 	// HostHeader is "preserve" (default: the client's Host goes upstream, like
 	// Varnish and HAProxy) or "upstream" (the upstream's host, like nginx).
 	HostHeader string `yaml:"host_header"`
+	// Cache turns on response caching (proxy routes) or result caching
+	// (query routes) for this route.
+	Cache *RouteCache `yaml:"cache"`
+	// SQL makes this a query route: the statement runs with parameters bound
+	// from {name} path segments and the query string, typed by Params.
+	SQL string `yaml:"sql"`
+	// Params declares each parameter's type: int, float, text, bool, uuid
+	// or timestamp.
+	Params map[string]string `yaml:"params"`
+	// Single answers one JSON object (404 when no row) instead of an array.
+	Single bool `yaml:"single"`
+	// MaxRows caps the rows of a query route's answer. If zero, unlimited.
+	MaxRows int `yaml:"max_rows"`
+	// WebSocket makes this a WebSocket route: pub/sub channels
+	// (path /ws/{channel}) or, with a ws:// upstream, a WebSocket proxy.
+	WebSocket *WebSocketConfig `yaml:"websocket"`
 
 	line int
 }

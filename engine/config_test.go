@@ -122,7 +122,7 @@ func TestParseErrors(t *testing.T) {
 		{"route no target", "routes:\n  - path: /x/\n", 2, `route "/x/" has no target`},
 		{"route no path", "routes:\n  - upstreams: [http://a:1]\n", 2, `route has no path`},
 		{"route relative path", "routes:\n  - path: api\n    root: /\n", 2, `must start with /`},
-		{"route both targets", "routes:\n  - path: /\n    root: /\n    upstream: http://a:1\n", 2, `both upstreams and root`},
+		{"route both targets", "routes:\n  - path: /\n    root: /\n    upstream: http://a:1\n", 2, `more than one target`},
 		{"malformed url", "routes:\n  - path: /\n    upstream: \"http://[::1\"\n", 2, `malformed URL`},
 		{"url scheme", "routes:\n  - path: /\n    upstream: ftp://a:1\n", 2, `scheme must be http`},
 		{"url no host", "routes:\n  - path: /\n    upstream: http://\n", 2, `missing host`},
@@ -137,6 +137,18 @@ func TestParseErrors(t *testing.T) {
 		{"bad transport", "transport: io_uring\n", 0, `transport "io_uring"`},
 		{"bad yaml", "routes: [\n", 1, `did not find expected`},
 		{"bad encoding", "compression: {encodings: [zstd]}\n", 0, `"zstd"`},
+		{"sql without database", "routes:\n  - path: /i/{id}\n    sql: SELECT 1\n", 2, `sql needs database.url`},
+		{"bad param type", "database: {url: postgres://x/y}\nroutes:\n  - path: /i/{id}\n    sql: SELECT $1\n    params: {id: money}\n", 3, `type "money"`},
+		{"query cache without ttl", "database: {url: postgres://x/y}\nroutes:\n  - path: /i\n    sql: SELECT 1\n    cache: {tags: [a]}\n", 3, `cache needs a ttl`},
+		{"params on proxy", "routes:\n  - path: /i/{id}\n    upstream: http://a:1\n", 2, `{parameters} are for sql and websocket`},
+		{"pubsub without channel", "routes:\n  - path: /ws/\n    websocket: {}\n", 2, `exactly one {channel}`},
+		{"ws proxy scheme", "routes:\n  - path: /live/\n    upstream: http://a:1\n    websocket: {}\n", 2, `scheme must be ws`},
+		{"slow consumer", "routes:\n  - path: /ws/{channel}\n    websocket: {slow_consumer: wait}\n", 2, `slow_consumer "wait"`},
+		{"cache on static", "routes:\n  - path: /\n    root: /\n    cache: {}\n", 2, `cache is for proxy and sql`},
+		{"bad cidr", "guard:\n  deny: [10.0.0.0/33]\n", 2, `bad CIDR "10.0.0.0/33"`},
+		{"bad guard mode", "guard: {mode: turbo}\n", 0, `guard.mode "turbo"`},
+		{"bad workers", "workers: many\n", 1, `want a number or auto`},
+		{"bad profile", "tune: {profile: fastest}\n", 0, `tune.profile "fastest"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -65,8 +65,21 @@ func (c *Config) Normalize() error {
 		c.CORS.MaxAge = Duration(defaultCORSMaxAge)
 	}
 	c.Upstream.normalize()
+	if err := c.normalizeFeatures(); err != nil {
+		return err
+	}
 	if len(c.Routes) == 0 {
 		c.Routes = []Route{{Path: "/", Root: "embedded"}}
+	}
+	if c.Workers == 0 {
+		c.Workers = 1
+	}
+	switch c.Steer {
+	case "":
+		c.Steer = "none"
+	case "none", "cpu":
+	default:
+		return c.errf(0, "steer %q: want none or cpu", c.Steer)
 	}
 	seen := map[string]int{}
 	for i := range c.Routes {
@@ -80,7 +93,7 @@ func (c *Config) Normalize() error {
 		seen[r.Path] = r.line
 	}
 	// Longest prefix first, so the first match is the most specific.
-	sort.SliceStable(c.Routes, func(i, j int) bool { return len(c.Routes[i].Path) > len(c.Routes[j].Path) })
+	sort.SliceStable(c.Routes, func(i, j int) bool { return len(c.Routes[i].Prefix()) > len(c.Routes[j].Prefix()) })
 	return nil
 }
 
@@ -169,6 +182,59 @@ func (u *UpstreamConfig) normalize() {
 	}
 }
 
+// Route kinds, from the keys a route sets.
+const (
+	KindProxy   = "proxy"   // upstreams (http://)
+	KindStatic  = "static"  // root
+	KindQuery   = "query"   // sql
+	KindPubSub  = "pubsub"  // websocket, no upstream
+	KindWSProxy = "wsproxy" // websocket with ws:// upstreams
+)
+
+// Kind says what the route does.
+func (r *Route) Kind() string {
+	switch {
+	case r.SQL != "":
+		return KindQuery
+	case r.WebSocket != nil && len(r.Targets()) > 0:
+		return KindWSProxy
+	case r.WebSocket != nil:
+		return KindPubSub
+	case r.Root != "":
+		return KindStatic
+	}
+	return KindProxy
+}
+
+// Prefix is the literal part of Path before the first {param}: what the
+// router matches on.
+func (r *Route) Prefix() string {
+	if i := strings.IndexByte(r.Path, '{'); i >= 0 {
+		return r.Path[:i]
+	}
+	return r.Path
+}
+
+// PathParams lists the {name} segments of Path in order.
+func (r *Route) PathParams() []string {
+	var out []string
+	rest := r.Path
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			return out
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return out
+		}
+		out = append(out, rest[i+1:i+j])
+		rest = rest[i+j+1:]
+	}
+}
+
+var paramTypes = map[string]bool{"int": true, "float": true, "text": true, "bool": true, "uuid": true, "timestamp": true}
+
 func (r *Route) validate(c *Config) error {
 	if r.Path == "" {
 		return c.errf(r.line, "route has no path")
@@ -177,18 +243,40 @@ func (r *Route) validate(c *Config) error {
 		return c.errf(r.line, "route path %q must start with /", r.Path)
 	}
 	targets := r.Targets()
+	kinds := 0
+	for _, set := range []bool{len(targets) > 0 && r.WebSocket == nil, r.Root != "", r.SQL != "", r.WebSocket != nil} {
+		if set {
+			kinds++
+		}
+	}
 	switch {
-	case len(targets) == 0 && r.Root == "":
-		return c.errf(r.line, "route %q has no target: give upstreams or root", r.Path)
-	case len(targets) > 0 && r.Root != "":
-		return c.errf(r.line, "route %q has both upstreams and root: give one", r.Path)
+	case kinds == 0:
+		return c.errf(r.line, "route %q has no target: give upstreams, root, sql or websocket", r.Path)
+	case kinds > 1:
+		return c.errf(r.line, "route %q has more than one target (upstreams, root, sql, websocket): give one", r.Path)
+	}
+	for _, p := range r.PathParams() {
+		if p == "" || strings.ContainsAny(p, "{}/") {
+			return c.errf(r.line, "route %q: bad path parameter", r.Path)
+		}
+	}
+	if strings.Count(r.Path, "{") != strings.Count(r.Path, "}") {
+		return c.errf(r.line, "route %q: unbalanced { }", r.Path)
+	}
+	kind := r.Kind()
+	if len(r.PathParams()) > 0 && kind != KindQuery && kind != KindPubSub {
+		return c.errf(r.line, "route %q: {parameters} are for sql and websocket routes", r.Path)
+	}
+	wantScheme := "http"
+	if kind == KindWSProxy {
+		wantScheme = "ws"
 	}
 	for _, t := range targets {
-		if err := checkUpstreamURL(t); err != nil {
+		if err := checkUpstreamURL(t, wantScheme); err != nil {
 			return c.errf(r.line, "route %q: upstream %q: %v", r.Path, t, err)
 		}
 	}
-	if r.Root != "" && r.Root != "embedded" {
+	if kind == KindStatic && r.Root != "embedded" {
 		st, err := os.Stat(r.Root)
 		if err != nil {
 			return c.errf(r.line, "route %q: root: %v", r.Path, err)
@@ -202,21 +290,89 @@ func (r *Route) validate(c *Config) error {
 	default:
 		return c.errf(r.line, "route %q: host_header %q: want preserve or upstream", r.Path, r.HostHeader)
 	}
+	if err := r.validateKind(c, kind); err != nil {
+		return err
+	}
 	if r.Timeout == 0 {
 		r.Timeout = c.Timeouts.Request
 	}
 	return nil
 }
 
-// checkUpstreamURL accepts http://host:port[/] upstreams. A path on the URL
+// validateKind checks the keys that belong to one kind of route.
+func (r *Route) validateKind(c *Config, kind string) error {
+	if r.Cache != nil && kind != KindProxy && kind != KindQuery {
+		return c.errf(r.line, "route %q: cache is for proxy and sql routes", r.Path)
+	}
+	if kind != KindQuery && (len(r.Params) > 0 || r.Single || r.MaxRows != 0) {
+		return c.errf(r.line, "route %q: params, single and max_rows are for sql routes", r.Path)
+	}
+	switch kind {
+	case KindQuery:
+		if c.Database.URL == "" {
+			return c.errf(r.line, "route %q: sql needs database.url", r.Path)
+		}
+		for name, typ := range r.Params {
+			if !paramTypes[typ] {
+				return c.errf(r.line, "route %q: param %q: type %q: want int, float, text, bool, uuid or timestamp", r.Path, name, typ)
+			}
+		}
+		if r.Cache.On() && r.Cache.TTL <= 0 {
+			return c.errf(r.line, "route %q: cache needs a ttl", r.Path)
+		}
+		if r.MaxRows < 0 {
+			return c.errf(r.line, "route %q: max_rows must not be negative", r.Path)
+		}
+	case KindPubSub:
+		if ps := r.PathParams(); len(ps) != 1 || ps[0] != "channel" {
+			return c.errf(r.line, "route %q: a pub/sub websocket route needs exactly one {channel} in its path", r.Path)
+		}
+	}
+	if r.WebSocket != nil {
+		return r.WebSocket.normalize(c, r)
+	}
+	return nil
+}
+
+func (w *WebSocketConfig) normalize(c *Config, r *Route) error {
+	if w.MaxConns == 0 {
+		w.MaxConns = 100000
+	}
+	if w.MaxConnsPerIP == 0 {
+		w.MaxConnsPerIP = 100
+	}
+	if w.SendQueue == 0 {
+		w.SendQueue = 256
+	}
+	switch w.SlowConsumer {
+	case "":
+		w.SlowConsumer = "disconnect"
+	case "disconnect", "drop_oldest":
+	default:
+		return c.errf(r.line, "route %q: slow_consumer %q: want disconnect or drop_oldest", r.Path, w.SlowConsumer)
+	}
+	if w.MaxMessage == 0 {
+		w.MaxMessage = 64 << 10
+	}
+	if w.PingInterval == 0 {
+		w.PingInterval = Duration(30 * time.Second)
+	}
+	if w.IdleTimeout == 0 {
+		w.IdleTimeout = Duration(120 * time.Second)
+	}
+	return nil
+}
+
+// checkUpstreamURL accepts scheme://host:port[/] upstreams (http, or ws
+// for WebSocket proxy routes). A path on the URL
 // is refused rather than silently ignored.
-func checkUpstreamURL(s string) error {
+func checkUpstreamURL(s, scheme string) error {
 	u, err := url.Parse(s)
 	if err != nil {
 		return fmt.Errorf("malformed URL")
 	}
-	if u.Scheme != "http" {
-		return fmt.Errorf("scheme must be http")
+	if u.Scheme != scheme {
+		return fmt.Errorf("scheme must be %s", scheme)
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return fmt.Errorf("missing host")
@@ -239,6 +395,86 @@ func checkHostPort(a string) error {
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+// normalizeFeatures fills the defaults of the cache, guard, database and
+// tuning sections.
+func (c *Config) normalizeFeatures() error {
+	if c.Cache.Size == 0 {
+		c.Cache.Size = 256 << 20
+	}
+	if c.Cache.MaxObjectSize == 0 {
+		c.Cache.MaxObjectSize = 64 << 20
+	}
+	if c.Cache.CoalesceWait == 0 {
+		c.Cache.CoalesceWait = Duration(5 * time.Second)
+	}
+	if c.Cache.Size < 1<<20 {
+		return c.errf(0, "cache.size %d: at least 1MiB", c.Cache.Size)
+	}
+	g := &c.Guard
+	switch g.Mode {
+	case "":
+		g.Mode = "auto"
+	case "auto", "native", "generic", "userspace", "off":
+	default:
+		return c.errf(0, "guard.mode %q: want auto, native, generic, userspace or off", g.Mode)
+	}
+	if g.MaxConnsPerIP == 0 && c.Limits.MaxConnectionsPerIP > 0 {
+		g.MaxConnsPerIP = c.Limits.MaxConnectionsPerIP
+	}
+	if g.MaxSources == 0 {
+		g.MaxSources = 65536
+	}
+	if g.PinPath == "" {
+		g.PinPath = "/sys/fs/bpf/edgeloop"
+	}
+	if g.Cgroup == "" {
+		g.Cgroup = "edgeloop"
+	}
+	e := &g.Escalate
+	if e.Threshold == 0 {
+		e.Threshold = 300
+	}
+	if e.Window == 0 {
+		e.Window = Duration(30 * time.Second)
+	}
+	if e.Ban == 0 {
+		e.Ban = Duration(60 * time.Second)
+	}
+	d := &c.Database
+	def := func(v *Duration, x time.Duration) {
+		if *v == 0 {
+			*v = Duration(x)
+		}
+	}
+	if d.MaxConns == 0 {
+		d.MaxConns = 100
+	}
+	if d.MinConns == 0 {
+		d.MinConns = 10
+	}
+	if d.MinConns > d.MaxConns {
+		d.MinConns = d.MaxConns
+	}
+	def(&d.AcquireTimeout, 5*time.Second)
+	def(&d.IdleTimeout, 600*time.Second)
+	def(&d.MaxLifetime, 1800*time.Second)
+	def(&d.HealthCheckPeriod, time.Minute)
+	if d.NotifyChannel == "" {
+		d.NotifyChannel = "edgeloop_invalidate"
+	}
+	if d.URL != "" && !strings.HasPrefix(d.URL, "postgres://") && !strings.HasPrefix(d.URL, "postgresql://") {
+		return c.errf(0, "database.url: want postgres://...")
+	}
+	switch c.Tune.Profile {
+	case "":
+		c.Tune.Profile = "balanced"
+	case "balanced", "throughput", "latency":
+	default:
+		return c.errf(0, "tune.profile %q: want balanced, throughput or latency", c.Tune.Profile)
 	}
 	return nil
 }

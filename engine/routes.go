@@ -68,7 +68,7 @@ func buildRoutes(cfg *Config) (*router, error) {
 			return nil, fmt.Errorf("route %q: %w", rc.Path, err)
 		}
 		r.routes = append(r.routes, &mountedRoute{
-			prefix:  []byte(rc.Path),
+			prefix:  []byte(rc.Prefix()),
 			handler: h,
 			metrics: newRouteMetrics(rc.Path),
 		})
@@ -77,23 +77,34 @@ func buildRoutes(cfg *Config) (*router, error) {
 }
 
 func buildHandler(cfg *Config, rc Route) (routeHandler, error) {
-	if targets := rc.Targets(); len(targets) > 0 {
-		u := cfg.Upstream
-		return handlers.NewProxy(handlers.ProxyConfig{
-			Route:       rc.Path,
-			Upstreams:   targets,
-			Timeout:     rc.Timeout.D(),
-			FailTimeout: u.FailTimeout.D(),
-			MaxFails:    u.MaxFails,
-			HostHeader:  rc.HostHeader,
-			Pool: pool.UpstreamConfig{
-				MaxIdleConns: u.MaxIdlePerHost,
-				MaxConns:     u.MaxConnsPerHost,
-				IdleTimeout:  u.IdleTimeout.D(),
-				DialTimeout:  u.DialTimeout.D(),
-			},
-		})
+	switch rc.Kind() {
+	case KindProxy:
+		return buildProxy(cfg, rc)
+	case KindStatic:
+		return buildStatic(rc)
 	}
+	return nil, fmt.Errorf("%s routes are not supported by this build", rc.Kind())
+}
+
+func buildProxy(cfg *Config, rc Route) (routeHandler, error) {
+	u := cfg.Upstream
+	return handlers.NewProxy(handlers.ProxyConfig{
+		Route:       rc.Path,
+		Upstreams:   rc.Targets(),
+		Timeout:     rc.Timeout.D(),
+		FailTimeout: u.FailTimeout.D(),
+		MaxFails:    u.MaxFails,
+		HostHeader:  rc.HostHeader,
+		Pool: pool.UpstreamConfig{
+			MaxIdleConns: u.MaxIdlePerHost,
+			MaxConns:     u.MaxConnsPerHost,
+			IdleTimeout:  u.IdleTimeout.D(),
+			DialTimeout:  u.DialTimeout.D(),
+		},
+	})
+}
+
+func buildStatic(rc Route) (routeHandler, error) {
 	sc := handlers.StaticConfig{}
 	if rc.Root != "embedded" {
 		sc.Root = rc.Root
