@@ -25,6 +25,9 @@ func (s *Server) newAdmin() *http.Server {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	s.cacheAdmin(mux)
+	s.guardAdmin(mux)
+	s.wsAdmin(mux)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -10,6 +10,7 @@ type Overrides struct {
 	Upstreams []string // --upstream (repeatable), EDGELOOP_UPSTREAM
 	Root      string   // --root
 	Transport string   // --transport
+	CacheSize int64    // --cache: cache the / route in this much memory
 }
 
 // FromEnv reads EDGELOOP_LISTEN and EDGELOOP_UPSTREAM (comma or space
@@ -40,6 +41,9 @@ func (o Overrides) Merge(top Overrides) Overrides {
 	if top.Transport != "" {
 		o.Transport = top.Transport
 	}
+	if top.CacheSize != 0 {
+		o.CacheSize = top.CacheSize
+	}
 	return o
 }
 
@@ -68,6 +72,14 @@ func (c *Config) Apply(o Overrides) error {
 		}
 		if !replaced {
 			c.Routes = append(c.Routes, r)
+		}
+	}
+	if o.CacheSize > 0 {
+		c.Cache.Size = Size(o.CacheSize)
+		for i := range c.Routes {
+			if c.Routes[i].Path == "/" && c.Routes[i].Cache == nil {
+				c.Routes[i].Cache = &RouteCache{}
+			}
 		}
 	}
 	return c.Normalize()

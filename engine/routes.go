@@ -59,10 +59,10 @@ func (notFound) Handle(_ context.Context, c *app.RequestContext) {
 func (notFound) Close() error { return nil }
 
 // buildRoutes constructs one handler per configured route.
-func buildRoutes(cfg *Config) (*router, error) {
+func (s *Server) buildRoutes() (*router, error) {
 	r := &router{fallback: &mountedRoute{handler: notFound{}, metrics: newRouteMetrics("none")}}
-	for _, rc := range cfg.Routes {
-		h, err := buildHandler(cfg, rc)
+	for _, rc := range s.cfg.Routes {
+		h, err := s.buildHandler(rc)
 		if err != nil {
 			r.close()
 			return nil, fmt.Errorf("route %q: %w", rc.Path, err)
@@ -76,19 +76,25 @@ func buildRoutes(cfg *Config) (*router, error) {
 	return r, nil
 }
 
-func buildHandler(cfg *Config, rc Route) (routeHandler, error) {
+func (s *Server) buildHandler(rc Route) (routeHandler, error) {
 	switch rc.Kind() {
 	case KindProxy:
-		return buildProxy(cfg, rc)
+		return s.buildProxy(rc)
 	case KindStatic:
 		return buildStatic(rc)
+	case KindQuery:
+		return s.buildQuery(rc)
+	case KindPubSub:
+		return s.buildPubSub(rc)
+	case KindWSProxy:
+		return s.buildWSProxy(rc)
 	}
-	return nil, fmt.Errorf("%s routes are not supported by this build", rc.Kind())
+	return nil, fmt.Errorf("unknown route kind %q", rc.Kind())
 }
 
-func buildProxy(cfg *Config, rc Route) (routeHandler, error) {
-	u := cfg.Upstream
-	return handlers.NewProxy(handlers.ProxyConfig{
+func (s *Server) buildProxy(rc Route) (routeHandler, error) {
+	u := s.cfg.Upstream
+	pc := handlers.ProxyConfig{
 		Route:       rc.Path,
 		Upstreams:   rc.Targets(),
 		Timeout:     rc.Timeout.D(),
@@ -101,7 +107,11 @@ func buildProxy(cfg *Config, rc Route) (routeHandler, error) {
 			IdleTimeout:  u.IdleTimeout.D(),
 			DialTimeout:  u.DialTimeout.D(),
 		},
-	})
+	}
+	if err := s.withCache(&pc, rc); err != nil {
+		return nil, err
+	}
+	return handlers.NewProxy(pc)
 }
 
 func buildStatic(rc Route) (routeHandler, error) {

@@ -56,11 +56,16 @@ func New(cfg *Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, accessLog: *cfg.Log.Access, cors: newCORS(cfg.CORS)}
 	var err error
 	if cfg.RateLimit.Rate.PerSecond > 0 {
-		s.rate, err = limit.NewRateLimiter(limit.RateConfig{
+		esc := cfg.Guard.Escalate
+		rc := limit.RateConfig{
 			Rate:       cfg.RateLimit.Rate.PerSecond,
 			Burst:      cfg.RateLimit.Burst,
 			MaxClients: cfg.RateLimit.MaxClients,
-		})
+		}
+		if !esc.Disabled {
+			rc.OffenderThreshold, rc.OffenderWindow, rc.OnOffender = esc.Threshold, esc.Window.D(), s.onOffender
+		}
+		s.rate, err = limit.NewRateLimiter(rc)
 		if err != nil {
 			return nil, fmt.Errorf("rate limit: %w", err)
 		}
@@ -81,7 +86,10 @@ func New(cfg *Config, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("compression: %w", err)
 		}
 	}
-	if s.routes, err = buildRoutes(cfg); err != nil {
+	if err := s.setupCache(); err != nil {
+		return nil, err
+	}
+	if s.routes, err = s.buildRoutes(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -92,6 +100,14 @@ func New(cfg *Config, log *slog.Logger) (*Server, error) {
 func (s *Server) Listen(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The guard joins edgeloop's cgroup, which must happen before listen()
+	// for the kernel connection counter to see our sockets.
+	if err := s.setupGuard(ctx); err != nil {
+		return err
+	}
+	if err := s.setupDatabase(ctx); err != nil {
+		return err
+	}
 	for _, addr := range s.cfg.Listen {
 		ln, err := listenTCP(ctx, addr)
 		if err != nil {
@@ -213,6 +229,9 @@ func (s *Server) newHertz(ln net.Listener) *server.Hertz {
 			}))
 	}
 	h := server.New(opts...)
+	// WebSocket upgrades hijack the connection; hertz's pooled hijacked
+	// connections are unsafe with hertz-contrib/websocket (its issue 21).
+	h.NoHijackConnPool = true
 	h.Use(s.front)
 	if s.cors != nil {
 		h.Use(s.cors.handle)
@@ -229,6 +248,7 @@ func (s *Server) newHertz(ln net.Listener) *server.Hertz {
 // timeout, closes idle keep-alive connections, and releases the routes.
 func (s *Server) shutdown() {
 	s.draining.Store(true)
+	s.closeWS()
 	drain := s.cfg.Timeouts.Drain.D()
 	deadline := time.Now().Add(drain)
 	s.log.Info("draining", "inflight", s.inflight.Load(), "timeout", drain)
@@ -265,5 +285,7 @@ func (s *Server) shutdown() {
 	if err := s.routes.close(); err != nil {
 		s.log.Warn("closing routes", "err", err)
 	}
+	s.closeDatabase()
+	s.closeGuard()
 	s.log.Info("stopped", "inflight_left", s.inflight.Load())
 }

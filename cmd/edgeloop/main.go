@@ -75,6 +75,9 @@ const mainUsage = `edgeloop — an edge gateway and CDN node in one binary.
 Usage:
   edgeloop [serve] [flags]        serve (the default command)
   edgeloop config check FILE      validate a config file and exit
+  edgeloop guard status|deny|allow  the kernel guard of a running server
+  edgeloop tune show|diff|apply   the host's sysctl profile
+  edgeloop reload                 reload a running server's config
   edgeloop version                print the version
 
 Run 'edgeloop serve --help' for the serving flags.
@@ -91,6 +94,12 @@ func run(ctx context.Context, e *env) error {
 		return runServe(ctx, e, args[1:])
 	case "config":
 		return runConfig(e, args[1:])
+	case "guard":
+		return runGuard(ctx, e, args[1:])
+	case "tune":
+		return runTune(ctx, e, args[1:])
+	case "reload":
+		return runReload(ctx, e, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(e.stdout, "edgeloop", version)
 		return nil

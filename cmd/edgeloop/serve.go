@@ -40,6 +40,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Var(&upstreams, "upstream", "proxy the / route to this `URL` (repeatable; overrides EDGELOOP_UPSTREAM)")
 	root := fs.String("root", "", "serve this `dir`ectory on the / route instead of the built-in site")
 	transport := fs.String("transport", "", "network transport: standard or netpoll")
+	cacheSize := fs.String("cache", "", "cache the / route's responses in this much memory, e.g. 512MiB")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printFlags(e.stdout, serveUsage, fs)
@@ -52,6 +53,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	flags := engine.Overrides{
 		Listen: listen, Admin: *admin, Upstreams: upstreams, Root: *root, Transport: *transport,
+	}
+	if *cacheSize != "" {
+		n, err := engine.ParseSize(*cacheSize)
+		if err != nil {
+			return usageError{fmt.Errorf("--cache: %w", err)}
+		}
+		flags.CacheSize = n
 	}
 	cfg, err := loadConfig(*configPath, engine.FromEnv(e.getenv).Merge(flags))
 	if err != nil {
