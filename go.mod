@@ -16,6 +16,7 @@ require (
 	github.com/cloudwego/netpoll v0.7.2 // indirect
 	github.com/coocood/freecache v1.2.7 // indirect
 	github.com/fsnotify/fsnotify v1.5.4 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/hertz-contrib/gzip v0.0.4 // indirect
 	github.com/hertz-contrib/websocket v0.2.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
