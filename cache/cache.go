@@ -89,13 +89,21 @@ type Config struct {
 type Route struct {
 	// DefaultTTL enables Config.DefaultTTL for this route.
 	DefaultTTL bool
+	// TTL, when positive, is this route's own default TTL (it implies
+	// DefaultTTL and replaces Config.DefaultTTL for the route).
+	TTL time.Duration
 	// StaleIfError overrides Config.StaleIfError when non-zero; negative
 	// disables the grace.
 	StaleIfError time.Duration
 }
 
 func (r *Route) defaultTTL(cfg time.Duration) time.Duration {
-	if r == nil || !r.DefaultTTL {
+	switch {
+	case r == nil:
+		return 0
+	case r.TTL > 0:
+		return r.TTL
+	case !r.DefaultTTL:
 		return 0
 	}
 	return cfg

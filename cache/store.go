@@ -29,6 +29,10 @@ var skipStore = [...]string{
 	"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "trailer",
 	"upgrade", "proxy-authenticate", "proxy-authorization", "age", "content-length",
 	"edgeloop-cache-control", "set-cookie",
+	// Surrogate keys are for the cache and its purge API, not for clients:
+	// stored for purge (policyOf reads them first), never served, as Fastly
+	// strips Surrogate-Key and Cloudflare Cache-Tag.
+	"surrogate-key", "cache-tag",
 }
 
 func skipField(k []byte, connTokens [][]byte) bool {

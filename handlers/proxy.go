@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/edgeloop/edgeloop/cache"
 	"github.com/edgeloop/edgeloop/pool"
 )
 
@@ -47,6 +49,22 @@ type ProxyConfig struct {
 	HostHeader string
 	// Pool configures each upstream's connection pool.
 	Pool pool.UpstreamConfig
+
+	// Cache, when set, caches the route's responses (RFC 9111; see
+	// proxy_cache.go). One Cache is shared by every cached route of a
+	// process. Nil: the route does not cache.
+	Cache *cache.Cache
+	// CacheRoute is the route's cache policy. Nil: the cache's defaults.
+	CacheRoute *cache.Route
+	// PurgeAllow lists the client networks whose PURGE requests a cached
+	// route honours. Empty: PURGE is answered 403.
+	PurgeAllow []netip.Prefix
+	// Compress, when set on a cached route, is the compression middleware
+	// (engine/compress). A cache hit on a stored identity response for a
+	// client that accepts a coding is coded by it once, in place, and the
+	// coded bytes are stored as a variant, so later hits cost no
+	// compression. Nil: hits are served as stored.
+	Compress app.HandlerFunc
 }
 
 // Proxy is a reverse-proxy route: it forwards requests to its upstreams
@@ -60,6 +78,11 @@ type Proxy struct {
 	bal         balancer
 	now         func() time.Time // testing
 	headWriters sync.Pool        // *requestHeadWriter
+
+	cache      *cache.Cache // nil: not cached
+	cacheRoute *cache.Route
+	purgeAllow []netip.Prefix
+	compress   app.HandlerFunc
 }
 
 // NewProxy validates cfg and builds the route's upstream pools.
@@ -70,7 +93,8 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	if cfg.Timeout < 0 || cfg.FailTimeout < 0 || cfg.MaxFails < 0 {
 		return nil, fmt.Errorf("%w: negative timeout or max fails", ErrBadProxyConfig)
 	}
-	p := &Proxy{route: cfg.Route, timeout: cfg.Timeout, now: time.Now}
+	p := &Proxy{route: cfg.Route, timeout: cfg.Timeout, now: time.Now,
+		cache: cfg.Cache, cacheRoute: cfg.CacheRoute, purgeAllow: cfg.PurgeAllow, compress: cfg.Compress}
 	if p.timeout == 0 {
 		p.timeout = defaultProxyTimeout
 	}
@@ -123,9 +147,26 @@ func (p *Proxy) Stats() map[string]pool.Stats {
 
 // Handle is the route's hertz handler.
 func (p *Proxy) Handle(ctx context.Context, c *app.RequestContext) {
-	be, cc, ok := p.connect(ctx, c)
-	if !ok {
+	if p.cache != nil {
+		p.handleCached(ctx, c)
 		return
+	}
+	resp, status, reason := p.fetch(ctx, c)
+	if resp == nil {
+		writeError(c, status, reason)
+		return
+	}
+	copyResponseHead(&c.Response.Header, resp)
+	p.sendBody(c, resp)
+}
+
+// fetch sends the request to an upstream and reads the response head. On
+// failure it returns a nil response and the status and reason for the
+// client; nothing has been written to c.Response.
+func (p *Proxy) fetch(ctx context.Context, c *app.RequestContext) (*pool.Response, int, string) {
+	be, cc, status, reason := p.connect(ctx)
+	if be == nil {
+		return nil, status, reason
 	}
 	resp, err := p.exchange(ctx, c, be, cc)
 	if err != nil {
@@ -135,16 +176,18 @@ func (p *Proxy) Handle(ctx context.Context, c *app.RequestContext) {
 		} else {
 			be.m.failed.Inc()
 		}
-		writeError(c, status, reason)
-		return
+		return nil, status, reason
 	}
 	be.m.ok.Inc()
 	if resp.StatusCode == 101 {
 		resp.Body.Close()
-		writeError(c, 502, reasonUpgrade)
-		return
+		return nil, 502, reasonUpgrade
 	}
-	copyResponseHead(&c.Response.Header, resp)
+	return resp, 0, ""
+}
+
+// sendBody hands the upstream body to hertz (the head is already copied).
+func (p *Proxy) sendBody(c *app.RequestContext, resp *pool.Response) {
 	if resp.Body.Done() {
 		// No body (HEAD, 204, 304, empty): keep the declared length for
 		// HEAD and give the connection back now.
@@ -161,8 +204,9 @@ func (p *Proxy) Handle(ctx context.Context, c *app.RequestContext) {
 
 // connect picks a backend and gets a connection to it, retrying once on
 // another backend when the connect failed: nothing reached the origin, so
-// this is safe whatever the method. On failure the client has its answer.
-func (p *Proxy) connect(ctx context.Context, c *app.RequestContext) (*backend, *pool.Conn, bool) {
+// this is safe whatever the method. On failure it returns a nil backend and
+// the client's status and reason.
+func (p *Proxy) connect(ctx context.Context) (*backend, *pool.Conn, int, string) {
 	var skip *backend
 	for attempt := 0; attempt < 2; attempt++ {
 		be := p.bal.pick(p.now().UnixNano(), skip)
@@ -172,23 +216,20 @@ func (p *Proxy) connect(ctx context.Context, c *app.RequestContext) (*backend, *
 		cc, err := be.up.Acquire(ctx, false)
 		if err == nil {
 			p.bal.succeeded(be)
-			return be, cc, true
+			return be, cc, 0, ""
 		}
 		if !errors.Is(err, pool.ErrDial) {
 			be.m.failed.Inc()
-			writeError(c, 502, reasonPoolBusy)
-			return nil, nil, false
+			return nil, nil, 502, reasonPoolBusy
 		}
 		be.m.dialError.Inc()
 		p.bal.failed(be, p.now().UnixNano())
 		if attempt == 1 || len(p.bal.backends) == 1 {
-			writeError(c, 502, dialReason(err))
-			return nil, nil, false
+			return nil, nil, 502, dialReason(err)
 		}
 		skip = be
 	}
-	writeError(c, 502, reasonUnreachable)
-	return nil, nil, false
+	return nil, nil, 502, reasonUnreachable
 }
 
 // exchange sends the request on cc and reads the response head. A pooled
