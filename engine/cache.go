@@ -1,17 +1,62 @@
 package engine
 
 import (
-	"net/http"
+	"fmt"
 
+	"github.com/edgeloop/edgeloop/cache"
 	"github.com/edgeloop/edgeloop/handlers"
 )
 
-// setupCache creates the response cache when a route asks for one.
-// (Wired by the response cache work.)
-func (s *Server) setupCache() error { return nil }
+// setupCache creates the process's one HTTP response cache when a proxy
+// route turns caching on (`cache:` on the route; `--cache SIZE` does it for
+// the / route). Its memory is taken up front by freecache, so no cache is
+// made when no route uses one.
+func (s *Server) setupCache() error {
+	on := false
+	for i := range s.cfg.Routes {
+		if r := &s.cfg.Routes[i]; r.Kind() == KindProxy && r.Cache.On() {
+			on = true
+		}
+	}
+	if !on {
+		return nil
+	}
+	cc := s.cfg.Cache
+	c, err := cache.New(cache.Config{
+		Size:          int(cc.Size),
+		MaxObjectSize: int64(cc.MaxObjectSize),
+		CoalesceWait:  cc.CoalesceWait.D(),
+		Shared:        true,
+	})
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	s.cache = c
+	return nil
+}
 
-// withCache gives a proxy route its cache settings.
-func (s *Server) withCache(pc *handlers.ProxyConfig, rc Route) error { return nil }
+// withCache gives a proxy route its cache settings: the shared cache, the
+// route's policy, the PURGE allow list and the compressor whose output hits
+// keep as variants.
+func (s *Server) withCache(pc *handlers.ProxyConfig, rc Route) error {
+	if s.cache == nil || !rc.Cache.On() {
+		return nil
+	}
+	pc.Cache = s.cache
+	pc.CacheRoute = &cache.Route{
+		TTL:          rc.Cache.DefaultTTL.D(),
+		StaleIfError: rc.Cache.StaleIfError.D(),
+	}
+	pc.PurgeAllow = Prefixes(s.cfg.Cache.PurgeAllow)
+	if s.comp != nil {
+		pc.Compress = s.comp.Handler()
+	}
+	return nil
+}
 
-// cacheAdmin registers the purge endpoints on the admin listener.
-func (s *Server) cacheAdmin(mux *http.ServeMux) {}
+// closeCache frees the cache's memory and stops its metrics.
+func (s *Server) closeCache() {
+	if s.cache != nil {
+		_ = s.cache.Close()
+	}
+}

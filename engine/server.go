@@ -17,6 +17,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/network/netpoll"
 	"github.com/cloudwego/hertz/pkg/network/standard"
 
+	"github.com/edgeloop/edgeloop/cache"
 	"github.com/edgeloop/edgeloop/engine/compress"
 	"github.com/edgeloop/edgeloop/engine/limit"
 )
@@ -34,6 +35,7 @@ type Server struct {
 	conns  *limit.ConnLimiter
 	cors   *cors
 	comp   *compress.Compressor // nil when compression is off
+	cache  *cache.Cache         // HTTP response cache (cache.go); nil when no route caches
 
 	mu        sync.Mutex // guards the fields below
 	listeners []net.Listener
@@ -286,6 +288,7 @@ func (s *Server) shutdown() {
 		s.log.Warn("closing routes", "err", err)
 	}
 	s.closeDatabase()
+	s.closeCache()
 	s.closeGuard()
 	s.log.Info("stopped", "inflight_left", s.inflight.Load())
 }
