@@ -2,23 +2,289 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/edgeloop/edgeloop/tune"
 )
 
-// listenTCP opens a plain TCP listener. Go enables MPTCP on listeners by
-// default since 1.24; reuseport steering and several socket options fail on
-// MPTCP sockets, so it is turned off (see DESIGN.md).
-func listenTCP(ctx context.Context, addr string) (*net.TCPListener, error) {
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false)
-	ln, err := lc.Listen(ctx, "tcp", addr)
+// Socket kinds held by a listenerSet.
+const (
+	kindPublic = "public"
+	kindAdmin  = "admin"
+)
+
+// Environment variables through which a process hands its sockets to the
+// processes it starts (workers, or its successor on a binary upgrade).
+const (
+	envInherit = "EDGELOOP_INHERIT"  // JSON []inheritedSocket
+	envReadyFD = "EDGELOOP_READY_FD" // fd of a pipe: write one JSON line when serving
+	envWorker  = "EDGELOOP_WORKER"   // JSON workerSpec: this process is a worker
+)
+
+// listenTCP opens a public or admin listener for a Server.
+//
+// Outside of Serve (engine tests, embedders) it makes a fresh socket that the
+// Server owns. Under Serve the process keeps its sockets in a listenerSet,
+// so that they outlive any one Server: a config reload builds a new Server on
+// the same sockets, and a binary upgrade or a worker inherits them. The
+// Server then gets a dup of the held socket, and closing it on shutdown only
+// stops that Server from accepting; connections queued in the kernel stay
+// for the next Server. Multipath TCP stays off either way (tune.Listen
+// makes an IPPROTO_TCP socket; reuseport steering and several options do
+// not apply to MPTCP, see DESIGN.md).
+func (s *Server) listenTCP(ctx context.Context, kind, addr string) (net.Listener, error) {
+	sc := socketConfig(s.cfg, kind)
+	if set := procSockets.Load(); set != nil {
+		return set.listener(ctx, kind, addr, sc)
+	}
+	ln, warnings, err := tune.ListenWithWarnings(ctx, "tcp", addr, sc)
+	logSocketWarnings(s.log, addr, warnings)
 	if err != nil {
 		return nil, err
 	}
-	return ln.(*net.TCPListener), nil
+	return ln, nil
 }
+
+// socketConfig maps the tune: keys onto a public listener's options. The
+// admin listener gets the defaults: it carries a few scrapes, not traffic.
+func socketConfig(cfg *Config, kind string) tune.SocketConfig {
+	if kind != kindPublic {
+		return tune.SocketConfig{}
+	}
+	t := cfg.Tune
+	return tune.SocketConfig{
+		Backlog:     t.Backlog,
+		RecvBuffer:  int(t.RecvBuffer),
+		SendBuffer:  int(t.SendBuffer),
+		DeferAccept: t.DeferAccept.D(),
+		FastOpen:    t.FastOpen,
+		BusyPoll:    t.BusyPoll.D(),
+	}
+}
+
+func logSocketWarnings(log *slog.Logger, addr string, warnings []error) {
+	for _, w := range warnings {
+		log.Warn("socket option not applied", "addr", addr, "err", w)
+	}
+}
+
+// procSockets is the process's listenerSet while Serve runs, nil otherwise.
+// It is process-wide on purpose: inherited file descriptors are.
+var procSockets atomic.Pointer[listenerSet]
+
+// sockKey names one held socket. Addr is the address as configured (so
+// "127.0.0.1:0" keeps meaning the same socket across reloads); slot is the
+// worker slot for SO_REUSEPORT groups, 0 otherwise.
+type sockKey struct {
+	Kind string `json:"kind"`
+	Addr string `json:"addr"`
+	Slot int    `json:"slot"`
+}
+
+// inheritedSocket describes one fd passed to a child process.
+type inheritedSocket struct {
+	sockKey
+	FD int `json:"fd"`
+}
+
+// heldSocket is a listening socket kept open by the process.
+type heldSocket struct {
+	key   sockKey
+	file  *os.File // owns one reference to the socket
+	bound net.Addr // the address the kernel bound (port 0 resolved)
+	seq   int      // creation order: the socket's index in its reuseport group
+}
+
+// listenerSet holds the listening sockets of a process. Safe for concurrent
+// use; mu guards the fields below it.
+type listenerSet struct {
+	log *slog.Logger
+	// inheritOnly: public sockets must come from the parent (a worker must
+	// never bind on its own, or it would leave the supervisor's group).
+	inheritOnly bool
+
+	mu    sync.Mutex
+	socks map[sockKey]*heldSocket
+	seq   int
+}
+
+func newListenerSet(log *slog.Logger) *listenerSet {
+	return &listenerSet{log: log, socks: make(map[sockKey]*heldSocket)}
+}
+
+// listener returns a new listener on the held socket for (kind, addr),
+// creating the socket first if the process has none.
+func (l *listenerSet) listener(ctx context.Context, kind, addr string, sc tune.SocketConfig) (net.Listener, error) {
+	hs, err := l.socket(ctx, sockKey{Kind: kind, Addr: addr}, sc)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.FileListener(hs.file) // dups: closing ln leaves hs open
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// socket returns the held socket for k, creating it with sc if needed.
+// For slots above 0 of a port-0 address, the port bound by slot 0 is used,
+// so that the group shares one port.
+func (l *listenerSet) socket(ctx context.Context, k sockKey, sc tune.SocketConfig) (*heldSocket, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if hs := l.socks[k]; hs != nil {
+		return hs, nil
+	}
+	if l.inheritOnly && k.Kind == kindPublic {
+		return nil, fmt.Errorf("listen %s: %w", k.Addr, errNotInherited)
+	}
+	addr := k.Addr
+	if k.Slot > 0 {
+		first := l.socks[sockKey{Kind: k.Kind, Addr: k.Addr}]
+		if first == nil {
+			return nil, fmt.Errorf("listen %s: slot %d before slot 0", k.Addr, k.Slot)
+		}
+		addr = first.bound.String()
+	}
+	ln, warnings, err := tune.ListenWithWarnings(ctx, "tcp", addr, sc)
+	if k.Slot == 0 {
+		logSocketWarnings(l.log, addr, warnings)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	f, err := ln.File()
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	hs := &heldSocket{key: k, file: f, bound: ln.Addr(), seq: l.seq}
+	l.seq++
+	l.socks[k] = hs
+	return hs, nil
+}
+
+// adopt takes over sockets passed by the parent process.
+func (l *listenerSet) adopt(list []inheritedSocket) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, in := range list {
+		f := os.NewFile(uintptr(in.FD), "inherited:"+in.Addr)
+		if f == nil {
+			return fmt.Errorf("inherited fd %d for %s: %w", in.FD, in.Addr, errBadInherit)
+		}
+		ln, err := net.FileListener(f)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("inherited fd %d for %s: %w", in.FD, in.Addr, err)
+		}
+		bound := ln.Addr()
+		ln.Close()
+		l.socks[in.sockKey] = &heldSocket{key: in.sockKey, file: f, bound: bound, seq: l.seq}
+		l.seq++
+	}
+	return nil
+}
+
+// adoptFromEnv adopts the sockets named in EDGELOOP_INHERIT, if any, and
+// clears the variable so that it does not leak into later children.
+func (l *listenerSet) adoptFromEnv() error {
+	v := os.Getenv(envInherit)
+	if v == "" {
+		return nil
+	}
+	os.Unsetenv(envInherit)
+	var list []inheritedSocket
+	if err := json.Unmarshal([]byte(v), &list); err != nil {
+		return fmt.Errorf("%s: %w: %v", envInherit, errBadInherit, err)
+	}
+	return l.adopt(list)
+}
+
+// files returns the held sockets matching keep, for a child's ExtraFiles,
+// and their descriptions numbered from fd 3 (os/exec's first extra fd).
+func (l *listenerSet) files(keep func(sockKey) bool) ([]*os.File, []inheritedSocket) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var held []*heldSocket
+	for _, hs := range l.socks {
+		if keep(hs.key) {
+			held = append(held, hs)
+		}
+	}
+	// Creation order, so a successor sees reuseport groups in group order.
+	sortHeld(held)
+	files := make([]*os.File, len(held))
+	list := make([]inheritedSocket, len(held))
+	for i, hs := range held {
+		files[i] = hs.file
+		list[i] = inheritedSocket{sockKey: hs.key, FD: 3 + i}
+	}
+	return files, list
+}
+
+func sortHeld(h []*heldSocket) {
+	for i := 1; i < len(h); i++ {
+		for j := i; j > 0 && h[j].seq < h[j-1].seq; j-- {
+			h[j], h[j-1] = h[j-1], h[j]
+		}
+	}
+}
+
+// bound returns the address the kernel bound for (kind, addr, slot 0).
+func (l *listenerSet) bound(kind, addr string) net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if hs := l.socks[sockKey{Kind: kind, Addr: addr}]; hs != nil {
+		return hs.bound
+	}
+	return nil
+}
+
+// group returns the files of addr's reuseport group in group order.
+func (l *listenerSet) group(addr string) []*os.File {
+	files, _ := l.files(func(k sockKey) bool { return k.Kind == kindPublic && k.Addr == addr })
+	return files
+}
+
+// retain closes held sockets that keep rejects: addresses dropped by a
+// reload, and worker slots above a lowered worker count (highest slot
+// first, so that the kernel's swap-with-last on close keeps the remaining
+// reuseport indexes in place).
+func (l *listenerSet) retain(keep func(sockKey) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var gone []*heldSocket
+	for k, hs := range l.socks {
+		if !keep(k) {
+			gone = append(gone, hs)
+			delete(l.socks, k)
+		}
+	}
+	sortHeld(gone)
+	for i := len(gone) - 1; i >= 0; i-- {
+		gone[i].file.Close()
+	}
+}
+
+// closeAll closes every held socket.
+func (l *listenerSet) closeAll() {
+	l.retain(func(sockKey) bool { return false })
+}
+
+
+var (
+	errNotInherited = errors.New("worker listeners must be inherited from the supervisor (did the config's listen list change?)")
+	errBadInherit   = errors.New("bad inherited socket")
+)
 
 // trackingListener keeps the set of open connections so a graceful shutdown
 // can close the idle ones, counts them, and applies the first request's read

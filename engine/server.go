@@ -111,7 +111,7 @@ func (s *Server) Listen(ctx context.Context) error {
 		return err
 	}
 	for _, addr := range s.cfg.Listen {
-		ln, err := listenTCP(ctx, addr)
+		ln, err := s.listenTCP(ctx, kindPublic, addr)
 		if err != nil {
 			s.closeListenersLocked()
 			return fmt.Errorf("listen %s: %w", addr, err)
@@ -119,7 +119,7 @@ func (s *Server) Listen(ctx context.Context) error {
 		s.listeners = append(s.listeners, ln)
 	}
 	if s.cfg.Admin != "off" {
-		ln, err := listenTCP(ctx, s.cfg.Admin)
+		ln, err := s.listenTCP(ctx, kindAdmin, s.cfg.Admin)
 		if err != nil {
 			s.closeListenersLocked()
 			return fmt.Errorf("admin listen %s: %w", s.cfg.Admin, err)
