@@ -73,6 +73,7 @@ func (s *Server) buildRoutes() (*router, error) {
 			metrics: newRouteMetrics(rc.Path),
 		})
 	}
+	r.routes = s.wsPublicRoutes(r.routes)
 	return r, nil
 }
 
