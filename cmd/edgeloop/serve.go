@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/edgeloop/edgeloop/engine"
@@ -26,6 +27,11 @@ const serveUsage = `Usage: edgeloop [serve] [flags]
 Serves on :18100 (admin on 127.0.0.1:18101). With no config file and no
 --upstream or --root, it serves the built-in default site.
 
+With --workers N (or workers: N), a supervisor runs N worker processes, each
+pinned to a CPU with its own SO_REUSEPORT socket. SIGHUP (or 'edgeloop
+reload') reloads the config without dropping a request; SIGUSR2 (or
+'edgeloop reload --upgrade') re-executes the binary with the sockets inherited.
+
 Flags:
 `
 
@@ -41,6 +47,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	root := fs.String("root", "", "serve this `dir`ectory on the / route instead of the built-in site")
 	transport := fs.String("transport", "", "network transport: standard or netpoll")
 	cacheSize := fs.String("cache", "", "cache the / route's responses in this much memory, e.g. 512MiB")
+	workers := fs.String("workers", "", "serving processes: a `number`, or auto for one per usable CPU (overrides the file's workers:)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printFlags(e.stdout, serveUsage, fs)
@@ -61,19 +68,46 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 		flags.CacheSize = n
 	}
-	cfg, err := loadConfig(*configPath, engine.FromEnv(e.getenv).Merge(flags))
-	if err != nil {
+	var nworkers engine.Workers
+	if *workers != "" {
+		var err error
+		if nworkers, err = parseWorkers(*workers); err != nil {
+			return usageError{err}
+		}
+	}
+	// load is called at start and again on every reload (SIGHUP), so a
+	// reload sees the file as it is now, under the same flags.
+	load := func() (*engine.Config, error) {
+		cfg, err := loadConfig(*configPath, engine.FromEnv(e.getenv).Merge(flags))
+		if err != nil {
+			return nil, err
+		}
+		if nworkers != 0 {
+			cfg.Workers = nworkers
+		}
+		return cfg, nil
+	}
+	if _, err := load(); err != nil {
 		return usageError{err}
 	}
-	log := newLogger(e.stderr, cfg.Log)
-	srv, err := engine.New(cfg, log)
-	if err != nil {
-		return err
+	return engine.Serve(ctx, engine.RunOptions{
+		Load:   load,
+		Logger: func(cfg *engine.Config) *slog.Logger { return newLogger(e.stderr, cfg.Log) },
+		Args:   e.args,
+		Stderr: e.stderr,
+	})
+}
+
+// parseWorkers reads --workers: a positive number or auto.
+func parseWorkers(s string) (engine.Workers, error) {
+	if s == "auto" {
+		return -1, nil
 	}
-	if err := srv.Listen(ctx); err != nil {
-		return err
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("--workers %q: want a positive number or auto", s)
 	}
-	return srv.Run(ctx)
+	return engine.Workers(n), nil
 }
 
 // loadConfig reads the file (if any), applies the overrides and validates.
