@@ -28,6 +28,7 @@ func (s *Server) newAdmin() *http.Server {
 	s.cacheAdmin(mux)
 	s.guardAdmin(mux)
 	s.wsAdmin(mux)
+	s.workersAdmin(mux)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
