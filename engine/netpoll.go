@@ -3,35 +3,105 @@ package engine
 import (
 	"context"
 	"net"
+	"sync"
+	"time"
 
+	"github.com/cloudwego/hertz/pkg/app"
+	hnetpoll "github.com/cloudwego/hertz/pkg/network/netpoll"
 	np "github.com/cloudwego/netpoll"
+
+	"github.com/edgeloop/edgeloop/engine/limit"
 )
 
 // netpollAccept applies the connection caps for the netpoll transport, which
 // accepts inside its event loop rather than through a net.Listener we can
-// wrap. A connection over a cap is closed before any request is read; a
-// close callback releases the slot.
-func (s *Server) netpollAccept(conn net.Conn) context.Context {
+// wrap. A connection over a cap is reset before any request is read; a
+// close callback on netpoll's connection releases the slot.
+func (s *Server) netpollAccept(set *npConnSet, conn net.Conn) context.Context {
 	ctx := context.Background()
-	ip := remoteIP(conn.RemoteAddr())
-	if err := s.conns.Acquire(ip); err != nil {
-		_ = conn.Close()
+	npc := netpollConn(conn)
+	if npc == nil {
+		// Without a close callback a slot could never be released: do not
+		// take one.
+		s.log.Warn("netpoll connection without close callback; connection caps not applied")
 		return ctx
 	}
-	openConns.Add(1)
-	release := func(np.Connection) error {
+	ip := remoteIP(conn.RemoteAddr())
+	if err := s.conns.Acquire(ip); err != nil {
+		_ = limit.Reset(npc)
+		return ctx
+	}
+	set.add(npc)
+	// netpoll's read timeout bounds each wait for bytes, so a client
+	// trickling header bytes would never be cut off: bound the whole first
+	// request instead. SetReadTimeout (called by hertz and by front) clears it.
+	if rt := s.cfg.Timeouts.Read.D(); rt > 0 {
+		_ = npc.SetReadDeadline(time.Now().Add(rt))
+	}
+	_ = npc.AddCloseCallback(func(np.Connection) error {
 		s.conns.Release(ip)
-		openConns.Add(-1)
+		set.remove(npc)
 		return nil
-	}
-	if cc, ok := conn.(interface {
-		AddCloseCallback(np.CloseCallback) error
-	}); ok {
-		if err := cc.AddCloseCallback(release); err == nil {
-			return ctx
-		}
-	}
-	// Without a close callback the slot could never be released; do not hold it.
-	_ = release(nil)
+	})
 	return ctx
+}
+
+// netpollConn returns the netpoll connection inside hertz's wrapper, or nil.
+func netpollConn(conn any) np.Connection {
+	if hc, ok := conn.(*hnetpoll.Conn); ok {
+		npc, _ := hc.Conn.(np.Connection)
+		return npc
+	}
+	return nil
+}
+
+// netpollRequestDeadlines runs around each request on the netpoll transport:
+// the headers have been read, so the body gets the per-wait read timeout;
+// after the response, the next request must arrive whole within idle+read.
+func (s *Server) netpollRequestDeadlines(c *app.RequestContext) (after func()) {
+	npc := netpollConn(c.GetConn())
+	if npc == nil {
+		return func() {}
+	}
+	read := s.cfg.Timeouts.Read.D()
+	_ = npc.SetReadTimeout(read)
+	return func() { _ = npc.SetReadDeadline(time.Now().Add(s.cfg.Timeouts.Idle.D() + read)) }
+}
+
+// npConnSet is the set of open netpoll connections of one server, so that
+// shutdown can close the idle ones (netpoll's own shutdown waits for them).
+type npConnSet struct {
+	mu    sync.Mutex // guards conns
+	conns map[np.Connection]struct{}
+}
+
+func newNPConnSet() *npConnSet { return &npConnSet{conns: make(map[np.Connection]struct{})} }
+
+func (s *npConnSet) add(c np.Connection) {
+	openConns.Add(1)
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *npConnSet) remove(c np.Connection) {
+	s.mu.Lock()
+	_, ok := s.conns[c]
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if ok {
+		openConns.Add(-1)
+	}
+}
+
+func (s *npConnSet) closeAll() {
+	s.mu.Lock()
+	conns := make([]np.Connection, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
 }

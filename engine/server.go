@@ -40,7 +40,7 @@ type Server struct {
 	mu        sync.Mutex // guards the fields below
 	listeners []net.Listener
 	hertz     []*server.Hertz
-	connSets  []*connSet
+	connSets  []interface{ closeAll() }
 	admin     *http.Server
 	adminLn   net.Listener
 
@@ -219,8 +219,10 @@ func (s *Server) newHertz(ln net.Listener) *server.Hertz {
 		server.WithSenseClientDisconnection(false),
 	}
 	if s.cfg.Transport == "netpoll" {
-		opts = append(opts, server.WithTransport(netpoll.NewTransporter),
-			server.WithListener(ln), server.WithOnAccept(s.netpollAccept))
+		set := newNPConnSet()
+		s.connSets = append(s.connSets, set)
+		opts = append(opts, server.WithTransport(netpoll.NewTransporter), server.WithListener(ln),
+			server.WithOnAccept(func(c net.Conn) context.Context { return s.netpollAccept(set, c) }))
 	} else {
 		set := newConnSet()
 		s.connSets = append(s.connSets, set)

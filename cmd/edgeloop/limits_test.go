@@ -72,8 +72,16 @@ func served(conn net.Conn) bool {
 }
 
 func TestPerIPConnectionCap(t *testing.T) {
+	// The standard transport caps in a wrapped listener, netpoll in its
+	// accept hook with a close callback: both must hold.
+	for _, transport := range []string{"standard", "netpoll"} {
+		t.Run(transport, func(t *testing.T) { testPerIPConnectionCap(t, transport) })
+	}
+}
+
+func testPerIPConnectionCap(t *testing.T, transport string) {
 	cfg := writeFile(t, "c.yaml", "limits:\n  max_connections_per_ip: 3\n")
-	p := start(t, "--config", cfg)
+	p := start(t, "--config", cfg, "--transport", transport)
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
@@ -126,8 +134,14 @@ func TestPerIPConnectionCap(t *testing.T) {
 // TestSlowloris: 1,000 connections trickling header bytes must not stop
 // another client from being served.
 func TestSlowloris(t *testing.T) {
+	for _, transport := range []string{"standard", "netpoll"} {
+		t.Run(transport, func(t *testing.T) { testSlowloris(t, transport) })
+	}
+}
+
+func testSlowloris(t *testing.T, transport string) {
 	cfg := writeFile(t, "s.yaml", "limits:\n  max_connections_per_ip: -1\ntimeouts:\n  read: 4s\n")
-	p := start(t, "--config", cfg)
+	p := start(t, "--config", cfg, "--transport", transport)
 	const n = 1000
 	var mu sync.Mutex
 	var slow []net.Conn
