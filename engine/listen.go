@@ -280,7 +280,6 @@ func (l *listenerSet) closeAll() {
 	l.retain(func(sockKey) bool { return false })
 }
 
-
 var (
 	errNotInherited = errors.New("worker listeners must be inherited from the supervisor (did the config's listen list change?)")
 	errBadInherit   = errors.New("bad inherited socket")
@@ -294,10 +293,15 @@ type trackingListener struct {
 	readTimeout  time.Duration
 	writeTimeout time.Duration
 	set          *connSet
+	refuse       func(net.Addr) bool // the user-space guard (guard.go); may be nil
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
+	for err == nil && l.refuse != nil && l.refuse(c.RemoteAddr()) {
+		_ = c.Close()
+		c, err = l.Listener.Accept()
+	}
 	if err != nil {
 		return nil, err
 	}

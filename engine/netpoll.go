@@ -27,6 +27,10 @@ func (s *Server) netpollAccept(set *npConnSet, conn net.Conn) context.Context {
 		return ctx
 	}
 	ip := remoteIP(conn.RemoteAddr())
+	if s.guardRefuses(ip) {
+		_ = conn.Close()
+		return ctx
+	}
 	if err := s.conns.Acquire(ip); err != nil {
 		_ = limit.Reset(npc)
 		return ctx

@@ -35,6 +35,7 @@ type Server struct {
 	conns  *limit.ConnLimiter
 	cors   *cors
 	comp   *compress.Compressor // nil when compression is off
+	guard  *guardState          // set by Listen before any listener opens (guard.go)
 	cache  *cache.Cache         // HTTP response cache (cache.go); nil when no route caches
 
 	mu        sync.Mutex // guards the fields below
@@ -230,6 +231,7 @@ func (s *Server) newHertz(ln net.Listener) *server.Hertz {
 			server.WithListener(&trackingListener{
 				Listener: s.conns.Listener(ln), set: set,
 				readTimeout: t.Read.D(), writeTimeout: t.Write.D(),
+				refuse: s.guardRefusesAddr,
 			}))
 	}
 	h := server.New(opts...)
