@@ -68,11 +68,17 @@ for ((i = 1; i <= ws_procs; i++)); do
   done
 done
 ws_fan=$("$ws_load" report "$BENCH_OUT"/ws-lat-*.txt)
+# edgeloop's own view: publish to written on the socket (histogram bucket bounds).
+ws_srv=$(curl -s "http://127.0.0.1:$ws_admin/metrics" | awk '
+  /^edgeloop_ws_fanout_seconds_bucket/ { match($0, /le="[^"]*"/); k++; b[k] = substr($0, RSTART + 4, RLENGTH - 5); n[k] = $NF }
+  /^edgeloop_ws_fanout_seconds_count/ { tot = $NF }
+  END { for (i = 1; i <= k; i++) { if (!p50 && n[i] >= tot * .5) p50 = b[i]; if (!p99 && n[i] >= tot * .99) p99 = b[i] }
+        printf "server-side fanout p50 <= %ss p99 <= %ss (of %d writes)", p50, p99, tot }')
 ws_after=$("$ws_load" stats -admin "http://127.0.0.1:$ws_admin" -pid "$ws_pid")
-bench_log "fan-out: $ws_fan; after: $ws_after"
+bench_log "fan-out: $ws_fan; $ws_srv; after: $ws_after"
 report_note "# ws: ${ws_open} idle WebSocket connections in one edgeloop process ($ws_procs client processes)"
 report_note "ws idle: RSS before ${ws_base} KiB; $ws_stats"
-report_note "ws broadcast: $ws_pub -> $ws_fan"
+report_note "ws broadcast: $ws_pub -> $ws_fan; $ws_srv"
 report_note "ws heap profile: $BENCH_OUT/ws-heap.txt"
 for ((i = 1; i <= ws_procs; i++)); do stop_bg "ws-client-$i"; done
 stop_bg ws-edgeloop
