@@ -43,6 +43,14 @@ var (
 	queryJSONType   = []byte("application/json")
 )
 
+// cacheStatus is the Cache-Status field (RFC 9211) of a cached query
+// route's answer, by cache.QueryOutcome.
+var cacheStatus = [...]string{
+	cache.QueryMiss:      "edgeloop; fwd=miss",
+	cache.QueryHit:       "edgeloop; hit",
+	cache.QueryCoalesced: "edgeloop; fwd=miss; collapsed",
+}
+
 // QueryConfig configures one query route. Zero values of the optional
 // fields are their documented defaults.
 type QueryConfig struct {
@@ -192,7 +200,7 @@ func (q *Query) Handle(ctx context.Context, c *app.RequestContext) {
 		}
 		return res, err
 	})
-	c.Response.Header.Set("X-Cache", out.String())
+	c.Response.Header.Set("Cache-Status", cacheStatus[out])
 	switch {
 	case errors.Is(err, cache.ErrQueryTooBig):
 		q.serveDirect(qctx, func() {}, c, args)

@@ -220,19 +220,19 @@ CREATE FUNCTION counted(i int8) RETURNS int8 VOLATILE LANGUAGE sql AS 'UPDATE ca
 	e, _ := queryEngine(t, QueryConfig{Route: "/c/{id}", SQL: "SELECT counted($1) AS id",
 		Params: map[string]string{"id": "int"}, Single: true, DB: db, Cache: qc, CacheTTL: time.Minute, CacheTags: []string{"items"}})
 	for i, step := range []struct{ path, xcache, body string }{
-		{"/c/1", "miss", `{"id":1}`},
-		{"/c/1", "hit", `{"id":1}`},
-		{"/c/01", "hit", `{"id":1}`}, // same bound argument, same key
-		{"/c/2", "miss", `{"id":2}`},
+		{"/c/1", "edgeloop; fwd=miss", `{"id":1}`},
+		{"/c/1", "edgeloop; hit", `{"id":1}`},
+		{"/c/01", "edgeloop; hit", `{"id":1}`}, // same bound argument, same key
+		{"/c/2", "edgeloop; fwd=miss", `{"id":2}`},
 	} {
 		r := do(e, step.path)
-		if got := string(r.Header.Peek("X-Cache")); got != step.xcache || string(r.Body()) != step.body {
-			t.Fatalf("step %d %s: X-Cache %q body %s", i, step.path, got, r.Body())
+		if got := string(r.Header.Peek("Cache-Status")); got != step.xcache || string(r.Body()) != step.body {
+			t.Fatalf("step %d %s: Cache-Status %q body %s", i, step.path, got, r.Body())
 		}
 	}
 	qc.PurgeTag("items")
-	if r := do(e, "/c/1"); string(r.Header.Peek("X-Cache")) != "miss" {
-		t.Fatalf("after purge: %q", r.Header.Peek("X-Cache"))
+	if r := do(e, "/c/1"); string(r.Header.Peek("Cache-Status")) != "edgeloop; fwd=miss" {
+		t.Fatalf("after purge: %q", r.Header.Peek("Cache-Status"))
 	}
 	rows, err := db.Query(t.Context(), "SELECT n FROM calls")
 	if err != nil {

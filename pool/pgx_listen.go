@@ -21,11 +21,11 @@ const (
 
 // ListenConfig configures PG.Listen.
 type ListenConfig struct {
-	// Channel is the LISTEN channel name (quoted as an identifier).
-	Channel string
-	// OnNotify is called, on Listen's goroutine, for each notification's
-	// payload (PostgreSQL NOTIFY).
-	OnNotify func(payload string)
+	// Channels are the LISTEN channel names (each quoted as an identifier).
+	Channels []string
+	// OnNotify is called, on Listen's goroutine, for each notification
+	// (PostgreSQL NOTIFY) with its channel and payload.
+	OnNotify func(channel, payload string)
 	// OnListen is called after each successful LISTEN. reconnected is true
 	// after a lost connection: notifications sent meanwhile were missed.
 	OnListen func(reconnected bool)
@@ -37,13 +37,18 @@ type ListenConfig struct {
 }
 
 // Listen holds one dedicated connection (outside the pool, as LISTEN is
-// session state) that LISTENs on lc.Channel and calls lc.OnNotify for every
+// session state) that LISTENs on lc.Channels and calls lc.OnNotify for every
 // notification, reconnecting with exponential backoff whenever the
 // connection is lost. It blocks until ctx is done and then returns nil.
 // It needs the pool's URL only, so it works before and after Open.
 func (p *PG) Listen(ctx context.Context, lc ListenConfig) error {
-	if lc.Channel == "" || lc.OnNotify == nil {
+	if len(lc.Channels) == 0 || lc.OnNotify == nil {
 		return fmt.Errorf("%w: listen needs a channel and a callback", ErrPGConfig)
+	}
+	for _, ch := range lc.Channels {
+		if ch == "" {
+			return fmt.Errorf("%w: empty listen channel", ErrPGConfig)
+		}
 	}
 	if lc.MinBackoff <= 0 {
 		lc.MinBackoff = defaultListenMinBackoff
@@ -66,7 +71,7 @@ func (p *PG) Listen(ctx context.Context, lc ListenConfig) error {
 		}
 		lost = true
 		metricListenReconnects.Inc()
-		log.Warn("database listen connection lost; reconnecting", "channel", lc.Channel, "err", err, "in", backoff)
+		log.Warn("database listen connection lost; reconnecting", "channels", lc.Channels, "err", err, "in", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -90,7 +95,11 @@ func (p *PG) listenOnce(ctx context.Context, lc *ListenConfig, reconnected bool)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	cctx, cancel = context.WithTimeout(ctx, p.cfg.AcquireTimeout)
-	_, err = conn.Exec(cctx, "LISTEN "+pgx.Identifier{lc.Channel}.Sanitize())
+	var sql string
+	for _, ch := range lc.Channels {
+		sql += "LISTEN " + pgx.Identifier{ch}.Sanitize() + ";"
+	}
+	_, err = conn.Exec(cctx, sql)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -106,7 +115,7 @@ func (p *PG) listenOnce(ctx context.Context, lc *ListenConfig, reconnected bool)
 		cancel()
 		switch {
 		case err == nil:
-			lc.OnNotify(n.Payload)
+			lc.OnNotify(n.Channel, n.Payload)
 			continue
 		case ctx.Err() != nil:
 			return nil
