@@ -121,10 +121,10 @@ type process struct {
 type mode interface {
 	start(ctx context.Context, cfg *Config) error // serve cfg
 	reload(ctx context.Context, cfg *Config) error
-	stop()                       // drain everything; returns when done
-	died() <-chan error          // the serving side failed on its own
-	status() map[string]any      // for GET /workers
-	workerCount() int            // for mode changes on reload
+	stop()                  // drain everything; returns when done
+	died() <-chan error     // the serving side failed on its own
+	status() map[string]any // for GET /workers
+	workerCount() int       // for mode changes on reload
 }
 
 // request is a reload or upgrade asked through the admin listener.
