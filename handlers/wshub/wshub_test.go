@@ -1,0 +1,96 @@
+package wshub
+
+import (
+	"encoding/json"
+	"net"
+	"testing"
+)
+
+func TestChannelOf(t *testing.T) {
+	h, err := NewHub(Config{Route: "/ws/{channel}/feed", PingInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	f := func(path, want string, ok bool) {
+		t.Helper()
+		got, gotOK := h.channelOf(path)
+		if got != want || gotOK != ok {
+			t.Errorf("channelOf(%q) = %q, %v; want %q, %v", path, got, gotOK, want, ok)
+		}
+	}
+	f("/ws/news/feed", "news", true)
+	f("/ws//feed", "", false)
+	f("/ws/a/b/feed", "", false)
+	f("/ws/news", "", false)
+	f("/other/news/feed", "", false)
+}
+
+func TestHasToken(t *testing.T) {
+	f := func(v, tok string, want bool) {
+		t.Helper()
+		if got := hasToken([]byte(v), tok); got != want {
+			t.Errorf("hasToken(%q, %q) = %v", v, tok, got)
+		}
+	}
+	f("Upgrade", "upgrade", true)
+	f("keep-alive, Upgrade", "upgrade", true)
+	f("keep-alive", "upgrade", false)
+	f("", "upgrade", false)
+	f("upgrades", "upgrade", false)
+}
+
+func TestPublishResultJSON(t *testing.T) {
+	for _, ch := range []string{"news", `q"uote\`, "ctl\x01", "ünï"} {
+		var r struct {
+			Channel   string
+			Delivered int
+		}
+		if err := json.Unmarshal([]byte(PublishResult(ch, 7)), &r); err != nil || r.Channel != ch || r.Delivered != 7 {
+			t.Errorf("PublishResult(%q): %+v, %v", ch, r, err)
+		}
+	}
+}
+
+// wrapped mimics the connection wrappers between hertz and the socket.
+type wrapped struct{ net.Conn }
+type hidden struct {
+	n int
+	c net.Conn
+}
+
+func (h *hidden) Read([]byte) (int, error) { return 0, nil }
+
+func TestFindTCPThroughWrappers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tcp := c.(*net.TCPConn)
+	if got := findTCP(&wrapped{Conn: &wrapped{Conn: tcp}}); got != tcp {
+		t.Errorf("embedded wrappers: got %v", got)
+	}
+	if got := findTCP(&hidden{c: tcp}); got != tcp {
+		t.Errorf("unexported field: got %v", got)
+	}
+	if got := findTCP(&hidden{}); got != nil {
+		t.Errorf("no connection inside: got %v", got)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := Config{}.withDefaults()
+	if err != nil || c.MaxConns != 100000 || c.MaxConnsPerIP != 100 || c.SendQueue != 256 ||
+		c.SlowConsumer != Disconnect || c.MaxMessage != 64<<10 {
+		t.Errorf("defaults: %+v, %v", c, err)
+	}
+	if _, err := (Config{SlowConsumer: "block"}).withDefaults(); err != ErrBadSlowConsumer {
+		t.Errorf("bad policy: %v", err)
+	}
+}
