@@ -278,7 +278,11 @@ func (p *process) spawn(ctx context.Context, files []*os.File, list []inheritedS
 		fmt.Sprintf("%s=%d", envReadyFD, 3+len(files)))
 	cmd.Env = append(cmd.Env, extraEnv...)
 	if asWorker {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+		// Its own process group: a terminal's Ctrl-C reaches only the
+		// supervisor, which drains the workers in order (and would
+		// otherwise take the workers' exits for crashes). Pdeathsig stops
+		// a worker whose supervisor was killed outright.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	} else {
 		// A new session, so that a terminal's Ctrl-C aimed at the old
 		// process group does not stop the successor.
