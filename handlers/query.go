@@ -187,7 +187,6 @@ func (q *Query) Handle(ctx context.Context, c *app.RequestContext) {
 		q.m.seconds.Observe(time.Since(start).Seconds())
 		return
 	}
-	defer cancel()
 	res, out, err := q.cfg.Cache.Get(qctx, string(key), q.cfg.CacheTTL, q.cfg.CacheTags, func() (*cache.QueryResult, error) {
 		// The fill serves every coalesced waiter: it must not end when the
 		// leading client goes away, only at the route timeout.
@@ -203,10 +202,13 @@ func (q *Query) Handle(ctx context.Context, c *app.RequestContext) {
 	c.Response.Header.Set("Cache-Status", cacheStatus[out])
 	switch {
 	case errors.Is(err, cache.ErrQueryTooBig):
-		q.serveDirect(qctx, func() {}, c, args)
+		// Too big to cache: stream it; the stream's Close cancels qctx.
+		q.serveDirect(qctx, cancel, c, args)
 	case err != nil:
+		cancel()
 		q.fail(c, err)
 	default:
+		cancel()
 		q.writeResult(c, res)
 	}
 	q.m.seconds.Observe(time.Since(start).Seconds())

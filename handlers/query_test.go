@@ -208,6 +208,27 @@ func TestQueryStreamsLargeResults(t *testing.T) {
 	}
 }
 
+func TestQueryCachedRouteStreamsTooBigResults(t *testing.T) {
+	db := openPG(t, testSchema(t, ""), pool.PGConfig{})
+	qc, err := cache.NewQueryCache(cache.QueryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qc.Close()
+	e, _ := queryEngine(t, QueryConfig{Route: "/s", SQL: "SELECT g AS n FROM generate_series(1, 3000) g",
+		StreamAbove: 1000, DB: db, Cache: qc, CacheTTL: time.Minute})
+	for i := 0; i < 2; i++ { // the fill finds it too big, then the remembered verdict
+		r := do(e, "/s")
+		var rows []struct{ N int }
+		if err := json.Unmarshal(r.Body(), &rows); err != nil || len(rows) != 3000 || len(r.Header.Peek("ETag")) != 0 {
+			t.Fatalf("request %d: %d rows, err %v, etag %q", i, len(rows), err, r.Header.Peek("ETag"))
+		}
+	}
+	if n, _ := qc.Len(); n != 1 {
+		t.Fatalf("%d entries; want the one too-big marker", n)
+	}
+}
+
 func TestQueryCacheHitAndKeying(t *testing.T) {
 	url := testSchema(t, itemsSetup+`CREATE TABLE calls (n int8); INSERT INTO calls VALUES (0);
 CREATE FUNCTION counted(i int8) RETURNS int8 VOLATILE LANGUAGE sql AS 'UPDATE calls SET n = n + 1; SELECT i';`)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -90,6 +91,11 @@ routes:
     cache: {ttl: 300s, tags: [items]}
   - path: /api/broken
     sql: SELECT * FROM no_such_table
+  - path: /api/big
+    sql: SELECT g AS n, repeat('x', 200) AS pad FROM generate_series(1, 20000) g
+  - path: /api/bigcached
+    sql: SELECT g AS n, repeat('x', 200) AS pad FROM generate_series(1, 20000) g
+    cache: {ttl: 60s}
 %s  - path: /
     root: embedded
 `, dbURL, extra)
@@ -123,6 +129,15 @@ func TestQueryRoutesEndToEnd(t *testing.T) {
 		t.Fatalf("headers %v", resp.Header)
 	}
 	wantGet(t, c, p.url("/api/items"), 304, "", "If-None-Match", etag)
+	// Results over 1 MiB stream (chunked, no ETag), cached route or not.
+	for _, path := range []string{"/api/big", "/api/bigcached", "/api/bigcached"} {
+		resp, body := get(t, c, p.url(path))
+		var rows []struct{ N int }
+		if err := json.Unmarshal([]byte(body), &rows); err != nil || resp.StatusCode != 200 || len(rows) != 20000 ||
+			rows[19999].N != 20000 || resp.ContentLength != -1 || resp.Header.Get("ETag") != "" {
+			t.Fatalf("%s: %d, %d rows (%v), length %d, etag %q", path, resp.StatusCode, len(rows), err, resp.ContentLength, resp.Header.Get("ETag"))
+		}
+	}
 	if !strings.Contains(p.logs(), "no_such_table") {
 		t.Errorf("the query error's detail is not in the log")
 	}
