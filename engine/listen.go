@@ -10,7 +10,10 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/edgeloop/edgeloop/tune"
 )
@@ -348,18 +351,43 @@ func (s *connSet) len() int {
 	return len(s.conns)
 }
 
-// closeAll closes every connection still open: called once no request is in
-// flight, so what remains are idle keep-alive connections.
+// closeAll closes every connection still open. It is called once no
+// request is in flight, but a connection may still be writing the last
+// bytes of a response (the in-flight count drops when the handler returns,
+// before hertz writes) or may have just read a new request: closing those
+// would cut a response in half. So it closes the idle connections (blocked
+// reading, with nothing read since their last response) at once and the
+// others as soon as they turn idle, and force-closes what is left after
+// closeIdleWait.
 func (s *connSet) closeAll() {
+	deadline := time.Now().Add(closeIdleWait)
+	for {
+		busy := 0
+		for _, c := range s.snapshot() {
+			if c.idle() || !time.Now().Before(deadline) {
+				_ = c.Close()
+			} else {
+				busy++
+			}
+		}
+		if busy == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// closeIdleWait bounds how long closeAll waits for busy connections.
+const closeIdleWait = 2 * time.Second
+
+func (s *connSet) snapshot() []*trackedConn {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	conns := make([]*trackedConn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
+	return conns
 }
 
 type trackedConn struct {
@@ -367,13 +395,62 @@ type trackedConn struct {
 	writeTimeout time.Duration
 	set          *connSet
 	once         sync.Once
+	// reading is set while the server is blocked in Read; pending from the
+	// moment request bytes arrive until the response is written. A
+	// connection reading with nothing pending is idle between requests.
+	reading, pending atomic.Bool
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	c.reading.Store(true)
+	n, err := c.Conn.Read(p)
+	c.reading.Store(false)
+	if n > 0 {
+		c.pending.Store(true)
+	}
+	return n, err
 }
 
 func (c *trackedConn) Write(p []byte) (int, error) {
 	if c.writeTimeout > 0 {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	c.pending.Store(false)
+	return n, err
+}
+
+// idle reports whether the connection waits for a new request: blocked
+// reading, nothing read since its last response, and nothing in the
+// kernel's receive queue either (a request that arrived but was not read
+// yet would be answered with a reset if the connection closed now).
+func (c *trackedConn) idle() bool {
+	return c.reading.Load() && !c.pending.Load() && unreadBytes(c.Conn) == 0
+}
+
+// unreadBytes returns the bytes waiting in the socket's receive queue
+// (SIOCINQ), or 0 when the connection has no socket to ask.
+func unreadBytes(c net.Conn) int {
+	for {
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) {
+		n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	})
+	return n
 }
 
 func (c *trackedConn) Close() error {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
@@ -212,4 +213,71 @@ func dialFromCPU(t *testing.T, cpu int, addr string) net.Conn {
 		t.Fatalf("dial from cpu %d: %v", cpu, r.err)
 	}
 	return r.c
+}
+
+// TestTrackedConnIdle: drain closes only connections waiting for a new
+// request, never one with a request read or still in the kernel's queue.
+func TestTrackedConnIdle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := newConnSet()
+	tc := &trackedConn{Conn: raw, set: set}
+	set.add(tc)
+	defer tc.Close()
+
+	// A request that arrived but was not read yet is not idle.
+	io.WriteString(client, "GET / HTTP/1.1\r\n\r\n")
+	waitFor(t, func() bool { return unreadBytes(raw) > 0 }, "request bytes in the receive queue")
+	tc.reading.Store(true) // as if blocked in Read
+	if tc.idle() {
+		t.Fatal("idle with an unread request in the receive queue")
+	}
+	tc.reading.Store(false)
+	buf := make([]byte, 64)
+	if _, err := tc.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if tc.idle() || !tc.pending.Load() {
+		t.Fatal("idle after reading a request")
+	}
+	if _, err := tc.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Blocked reading the next request with nothing pending: idle.
+	done := make(chan error, 1)
+	go func() {
+		_, err := tc.Read(buf)
+		done <- err
+	}()
+	waitFor(t, tc.idle, "idle while waiting for the next request")
+	set.closeAll()
+	if err := <-done; err == nil {
+		t.Fatal("read on a closed idle connection succeeded")
+	}
+	if set.len() != 0 {
+		t.Fatalf("%d connections left after closeAll", set.len())
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for range 400 {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
 }
