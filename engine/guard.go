@@ -31,6 +31,12 @@ const (
 // still over its rate is reported again in its next window.
 const offenderQueue = 1024
 
+// cgroupUsers counts this process's guards that joined a cgroup. A config
+// reload sets up the new Server's guard before the old one closes; only the
+// last to close leaves the cgroup, so the process (and its listeners, whose
+// accepted sockets sock_ops counts) never leaves it during a reload.
+var cgroupUsers atomic.Int32
+
 // guardState is a Server's guard: the kernel guard when one is loaded
 // (native or generic XDP), else the user-space lists checked at accept time.
 // It is built by setupGuard before any listener opens and is read-only
@@ -206,7 +212,7 @@ func (s *Server) startKernelGuard(ctx context.Context, g *guardState) (err error
 		notes = append(notes, "connection cap at accept time only: "+err.Error())
 	}
 	defer func() {
-		if err != nil && cg != "" {
+		if err != nil && cg != "" && cgroupUsers.Load() == 0 {
 			if lerr := bpf.LeaveCgroup(cg); lerr != nil {
 				s.log.Debug("guard: leave cgroup", "err", lerr)
 			}
@@ -269,6 +275,9 @@ func (s *Server) startKernelGuard(ctx context.Context, g *guardState) (err error
 		notes = append([]string{"native XDP on every guarded interface"}, notes...)
 	}
 	g.mode, g.why, g.ports, g.kern, g.cgroup = mode, strings.Join(notes, "; "), ports, kg, cg
+	if cg != "" {
+		cgroupUsers.Add(1)
+	}
 	return nil
 }
 
@@ -384,7 +393,7 @@ func (s *Server) closeGuard() {
 		if g.user != nil && g.user.connRate != nil {
 			g.user.connRate.Close()
 		}
-		if g.cgroup != "" {
+		if g.cgroup != "" && cgroupUsers.Add(-1) == 0 {
 			// Fails with EBUSY while another edgeloop is in the cgroup.
 			if err := bpf.LeaveCgroup(g.cgroup); err != nil && !errors.Is(err, bpf.ErrNotSupported) {
 				s.log.Debug("guard: leave cgroup", "err", err)
