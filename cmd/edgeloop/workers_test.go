@@ -530,4 +530,12 @@ func TestNoFileLimitLogged(t *testing.T) {
 	if !strings.Contains(p.logs(), "open file limit below what limits.max_connections needs") {
 		t.Fatalf("no open-file-limit line for max_connections %d (hard limit %d):\n%s", want, hard, p.logs())
 	}
+	// One process: the same process endpoints on its admin listener.
+	if st := wkWorkers(t, p.admin); st.Mode != "single" || st.PID != p.cmd.Process.Pid {
+		t.Errorf("/workers = %+v, want mode single, pid %d", st, p.cmd.Process.Pid)
+	}
+	resp, body := get(t, client(), "http://"+p.admin+"/tune")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"key": "net.core.somaxconn"`) || !strings.Contains(body, `"profile": "balanced"`) {
+		t.Errorf("GET /tune = %d\n%s", resp.StatusCode, body)
+	}
 }
