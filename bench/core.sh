@@ -10,7 +10,8 @@
 #
 # Every server runs for the whole scenario, each pinned to SERVER_CPU; only the one being
 # measured gets traffic. The origin runs on CLIENT_CPU with GOMAXPROCS=1, beside wrk.
-# Knobs: ROUNDS (3), BENCH_DURATION (8 s), BENCH_CONNS (64), GOBENCH_TIME (1s; "off" skips).
+# Knobs: ROUNDS (3), BENCH_DURATION (8 s), BENCH_CONNS (64), GOBENCH_TIME (1s; "off" skips),
+# CORE_PORT_BASE (18180: ports 18180..18186 on 127.0.0.1).
 
 core_rounds=${ROUNDS:-3}
 core_dur=${BENCH_DURATION:-8}
@@ -74,6 +75,7 @@ core_main() {
   nginx_dir=$(core_nginx_config)
   "$BIN" config check "$BENCH_OUT/edgeloop-core.yaml" >/dev/null
 
+  need_free_ports $(seq "$core_port" $((core_port + 6)))
   start_bg origin "$CLIENT_CPU" env GOMAXPROCS=1 "$ORIGIN_BIN" -listen "127.0.0.1:$core_origin"
   start_bg nginx "$SERVER_CPU" nginx -e "$nginx_dir/nginx-error.log" -p "$nginx_dir" -c "$nginx_dir/nginx.conf"
   core_el el "$((core_port + 2))" 1 # the default transport

@@ -5,6 +5,8 @@
 #   BENCH_OUT    output directory (logs, generated configs, results.tsv); default bench/out
 #   SERVER_CPU   CPU the server under test is pinned to; default 0
 #   CLIENT_CPU   CPU wrk (and the origin) are pinned to; default 1
+#   BENCH_NICE   nice value for everything started here (e.g. -20 as root on a shared machine,
+#                so other work on the box cannot preempt the servers and wrk); default 0
 #
 # API:
 #   start_bg NAME CPU CMD...     start CMD pinned with taskset to CPU, logs in $BENCH_OUT/NAME.log;
@@ -20,6 +22,9 @@
 #                                1 s warm-up of each
 #   report LABEL_A LABEL_B       prints the medians of both and the ratios A/B (rps, p99) as a table
 #                                row, and appends the row to $BENCH_OUT/report.txt
+#   need_free_ports PORT...      fails when something already listens on one of these loopback ports
+#                                (another developer's benchmark, say), so a scenario never measures a
+#                                server it did not start
 #   report_note TEXT             appends a line (a section title, say) to $BENCH_OUT/report.txt
 #
 # Every process started with start_bg is stopped by PID when the sourcing shell exits (trap on
@@ -31,8 +36,9 @@
 BENCH_OUT=${BENCH_OUT:-bench/out}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
+BENCH_NICE=${BENCH_NICE:-0}
 mkdir -p "$BENCH_OUT"
-export BENCH_OUT SERVER_CPU CLIENT_CPU
+export BENCH_OUT SERVER_CPU CLIENT_CPU BENCH_NICE
 
 declare -gA BENCH_PIDS=()
 declare -ga BENCH_CLEANUP=()
@@ -64,7 +70,7 @@ start_bg() {
     echo "start_bg: $name is already running (pid ${BENCH_PIDS[$name]})" >&2
     return 1
   fi
-  taskset -c "$cpu" "$@" >"$BENCH_OUT/$name.log" 2>&1 </dev/null &
+  nice -n "$BENCH_NICE" taskset -c "$cpu" "$@" >"$BENCH_OUT/$name.log" 2>&1 </dev/null &
   BENCH_PIDS[$name]=$!
   bench_log "started $name (pid $!, cpu $cpu): $*"
 }
@@ -87,6 +93,16 @@ stop_bg() {
   fi
   wait "$pid" 2>/dev/null || true
   bench_log "stopped $name (pid $pid)"
+}
+
+need_free_ports() {
+  local p
+  for p in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "bench: port $p on 127.0.0.1 is already in use; pick other ports (see the scenario's *_PORT_BASE)" >&2
+      return 1
+    fi
+  done
 }
 
 # _bench_loopback URL: succeeds only for http(s) URLs whose host is a loopback address.
@@ -143,7 +159,7 @@ wrk_run() {
   while [ -e "$BENCH_OUT/wrk-$label-$n.txt" ]; do n=$((n + 1)); done
   out="$BENCH_OUT/wrk-$label-$n.txt"
   # One wrk thread: the client has one CPU. Caller args come last and win.
-  if ! taskset -c "$CLIENT_CPU" timeout -k 5 $((dur + 15)) \
+  if ! nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU" timeout -k 5 $((dur + 15)) \
     wrk -t1 -c"$conns" -d"${dur}s" --latency "$@" "$url" >"$out" 2>&1; then
     echo "wrk_run: wrk failed for $label (see $out)" >&2
     cat "$out" >&2
@@ -171,8 +187,8 @@ ab_rounds() {
   local rounds=$1 conns=$2 dur=$3 la=$4 ua=$5 lb=$6 ub=$7 i
   _bench_loopback "$ua" && _bench_loopback "$ub" || return 1
   # Warm-up: fill pools and caches, settle the CPU frequency; not recorded.
-  taskset -c "$CLIENT_CPU" timeout -k 5 20 wrk -t1 -c"$conns" -d1s "$ua" >/dev/null 2>&1 || true
-  taskset -c "$CLIENT_CPU" timeout -k 5 20 wrk -t1 -c"$conns" -d1s "$ub" >/dev/null 2>&1 || true
+  nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU" timeout -k 5 20 wrk -t1 -c"$conns" -d1s "$ua" >/dev/null 2>&1 || true
+  nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU" timeout -k 5 20 wrk -t1 -c"$conns" -d1s "$ub" >/dev/null 2>&1 || true
   for ((i = 1; i <= rounds; i++)); do
     if ((i % 2)); then
       wrk_run "$la" "$ua" "$conns" "$dur" || return 1
