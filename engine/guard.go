@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -218,7 +219,7 @@ func (s *Server) startKernelGuard(ctx context.Context, g *guardState) (err error
 			}
 		}
 	}()
-	kg, err := bpf.Load(bpf.Config{
+	kg, err := loadGuard(bpf.Config{
 		Ports:         ports,
 		SYNRate:       cfg.SYNRate.PerSecond,
 		SYNBurst:      uint32(min(cfg.SYNBurst, math.MaxUint32)),
@@ -400,4 +401,36 @@ func (s *Server) closeGuard() {
 			}
 		}
 	})
+}
+
+// joinGuardCgroup moves a supervisor into the guard's cgroup before it
+// creates sockets, when the kernel guard may run. Failure only costs the
+// kernel connection cap (the workers' own guard setup says so), so it is
+// logged, not fatal.
+func joinGuardCgroup(log *slog.Logger, cfg *Config) {
+	switch cfg.Guard.Mode {
+	case guardOff, guardUserspace:
+		return
+	}
+	if err := bpf.Supported(); err != nil {
+		return
+	}
+	if _, err := bpf.JoinCgroup(cfg.Guard.Cgroup); err != nil {
+		log.Warn("guard: supervisor cannot join its cgroup; the kernel connection cap will not see worker sockets", "err", err)
+	}
+}
+
+// loadGuard loads the kernel guard. Workers of one supervisor start together
+// and share the pinned maps: the one that loses the race to pin a map sees
+// "file exists", and on a retry finds the winner's maps and reuses them.
+func loadGuard(cfg bpf.Config) (*bpf.Guard, error) {
+	var err error
+	for attempt := range 5 {
+		var g *bpf.Guard
+		if g, err = bpf.Load(cfg); err == nil || !errors.Is(err, fs.ErrExist) {
+			return g, err
+		}
+		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+	}
+	return nil, err
 }

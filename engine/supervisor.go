@@ -68,6 +68,11 @@ func (s *supervisor) workerCount() int {
 
 func (s *supervisor) start(ctx context.Context, cfg *Config) error {
 	s.adminAddr = cfg.Admin
+	// The kernel connection cap (sock_ops on edgeloop's cgroup) counts the
+	// connections of listening sockets created inside that cgroup. The
+	// supervisor creates the workers' sockets, so it joins before it does;
+	// the workers inherit the cgroup and load the guard themselves.
+	joinGuardCgroup(s.p.log, cfg)
 	if cfg.Admin != "off" {
 		ln, err := s.p.set.listener(ctx, kindAdmin, cfg.Admin, socketConfig(cfg, kindAdmin))
 		if err != nil {
