@@ -3,20 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/edgeloop/edgeloop/cache"
 	"github.com/edgeloop/edgeloop/handlers"
 	"github.com/edgeloop/edgeloop/pool"
 )
-
-// dbStates holds each server's database state: routes are built (New)
-// before the pool opens (Listen), and Server has no field for it, so it is
-// kept here by server, like the WebSocket routes.
-var dbStates = struct {
-	mu sync.Mutex // guards m
-	m  map[*Server]*dbState
-}{m: make(map[*Server]*dbState)}
 
 // dbState is one server's Postgres pool, query-result cache and LISTEN
 // connection. pg and qc are set before any route uses them and never
@@ -31,9 +22,9 @@ type dbState struct {
 // db returns the server's database state, creating the (not yet open)
 // pool on first use.
 func (s *Server) db() (*dbState, error) {
-	dbStates.mu.Lock()
-	defer dbStates.mu.Unlock()
-	if st := dbStates.m[s]; st != nil {
+	s.featMu.Lock()
+	defer s.featMu.Unlock()
+	if st := s.dbst; st != nil {
 		return st, nil
 	}
 	d := s.cfg.Database
@@ -50,15 +41,15 @@ func (s *Server) db() (*dbState, error) {
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	st := &dbState{pg: pg}
-	dbStates.m[s] = st
+	s.dbst = st
 	return st, nil
 }
 
 // dbStateOf returns the server's database state, or nil.
 func (s *Server) dbStateOf() *dbState {
-	dbStates.mu.Lock()
-	defer dbStates.mu.Unlock()
-	return dbStates.m[s]
+	s.featMu.Lock()
+	defer s.featMu.Unlock()
+	return s.dbst
 }
 
 // setupDatabase opens the Postgres pool when database.url is set, and
@@ -85,10 +76,10 @@ func (s *Server) setupDatabase(ctx context.Context) error {
 
 // closeDatabase stops the LISTEN connection and closes the pool.
 func (s *Server) closeDatabase() {
-	dbStates.mu.Lock()
-	st := dbStates.m[s]
-	delete(dbStates.m, s)
-	dbStates.mu.Unlock()
+	s.featMu.Lock()
+	st := s.dbst
+	s.dbst = nil
+	s.featMu.Unlock()
 	if st == nil {
 		return
 	}
@@ -120,11 +111,11 @@ func (s *Server) buildQuery(rc Route) (routeHandler, error) {
 		Log:     s.log,
 	}
 	if rc.Cache.On() && rc.Cache.TTL > 0 {
-		dbStates.mu.Lock()
+		s.featMu.Lock()
 		if st.qc == nil {
 			st.qc, err = cache.NewQueryCache(cache.QueryConfig{})
 		}
-		dbStates.mu.Unlock()
+		s.featMu.Unlock()
 		if err != nil {
 			return nil, err
 		}

@@ -14,14 +14,6 @@ import (
 	"github.com/edgeloop/edgeloop/handlers/wshub"
 )
 
-// wsRoutes holds one server's WebSocket routes, for the publish endpoints,
-// Postgres NOTIFY and shutdown. Server has no field for them, so they are
-// kept here by server.
-var wsRoutes = struct {
-	mu sync.Mutex // guards m
-	m  map[*Server]*wsSet
-}{m: make(map[*Server]*wsSet)}
-
 // wsSet is a server's pub/sub hubs and proxies. Read-only once the routes
 // are built.
 type wsSet struct {
@@ -36,12 +28,12 @@ type wsHub struct {
 }
 
 func (s *Server) wsSet() *wsSet {
-	wsRoutes.mu.Lock()
-	defer wsRoutes.mu.Unlock()
-	set := wsRoutes.m[s]
+	s.featMu.Lock()
+	defer s.featMu.Unlock()
+	set := s.ws
 	if set == nil {
 		set = &wsSet{}
-		wsRoutes.m[s] = set
+		s.ws = set
 	}
 	return set
 }
@@ -93,10 +85,10 @@ func (s *Server) buildWSProxy(rc Route) (routeHandler, error) {
 // every WebSocket client and waits up to two seconds (or the drain timeout,
 // if shorter) for them to close.
 func (s *Server) closeWS() {
-	wsRoutes.mu.Lock()
-	set := wsRoutes.m[s]
-	delete(wsRoutes.m, s)
-	wsRoutes.mu.Unlock()
+	s.featMu.Lock()
+	set := s.ws
+	s.ws = nil
+	s.featMu.Unlock()
 	if set == nil {
 		return
 	}
@@ -114,9 +106,9 @@ func (s *Server) closeWS() {
 }
 
 func (s *Server) wsHubs() []wsHub {
-	wsRoutes.mu.Lock()
-	defer wsRoutes.mu.Unlock()
-	if set := wsRoutes.m[s]; set != nil {
+	s.featMu.Lock()
+	defer s.featMu.Unlock()
+	if set := s.ws; set != nil {
 		return set.hubs
 	}
 	return nil

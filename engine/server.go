@@ -45,6 +45,13 @@ type Server struct {
 	admin     *http.Server
 	adminLn   net.Listener
 
+	// featMu guards the state of the routes that reach outside the request:
+	// the Postgres pool and LISTEN connection (routes_query.go) and the
+	// WebSocket hubs and proxies (routes_ws.go).
+	featMu sync.Mutex
+	dbst   *dbState
+	ws     *wsSet
+
 	inflight atomic.Int64
 	draining atomic.Bool
 }
