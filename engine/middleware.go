@@ -42,6 +42,7 @@ func (s *Server) front(ctx context.Context, c *app.RequestContext) {
 	s.requestID(c)
 	if s.cfg.Transport == "netpoll" {
 		defer s.netpollRequestDeadlines(c)()
+		defer netpollTrack(ctx, c)()
 	}
 	// In-flight requests are what a graceful shutdown waits for; while
 	// draining, each response asks its client to close the connection.

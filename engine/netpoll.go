@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
@@ -35,7 +34,8 @@ func (s *Server) netpollAccept(set *npConnSet, conn net.Conn) context.Context {
 		_ = limit.Reset(npc)
 		return ctx
 	}
-	set.add(npc)
+	st := &npConnState{npc: npc}
+	set.add(st)
 	// netpoll's read timeout bounds each wait for bytes, so a client
 	// trickling header bytes would never be cut off: bound the whole first
 	// request instead. SetReadTimeout (called by hertz and by front) clears it.
@@ -44,10 +44,12 @@ func (s *Server) netpollAccept(set *npConnSet, conn net.Conn) context.Context {
 	}
 	_ = npc.AddCloseCallback(func(np.Connection) error {
 		s.conns.Release(ip)
-		set.remove(npc)
+		set.remove(st)
 		return nil
 	})
-	return ctx
+	// The request context hertz gives handlers derives from this one, so
+	// front finds the connection's drain state here.
+	return context.WithValue(ctx, npStateKey{}, st)
 }
 
 // netpollConn returns the netpoll connection inside hertz's wrapper, or nil.
@@ -70,42 +72,4 @@ func (s *Server) netpollRequestDeadlines(c *app.RequestContext) (after func()) {
 	read := s.cfg.Timeouts.Read.D()
 	_ = npc.SetReadTimeout(read)
 	return func() { _ = npc.SetReadDeadline(time.Now().Add(s.cfg.Timeouts.Idle.D() + read)) }
-}
-
-// npConnSet is the set of open netpoll connections of one server, so that
-// shutdown can close the idle ones (netpoll's own shutdown waits for them).
-type npConnSet struct {
-	mu    sync.Mutex // guards conns
-	conns map[np.Connection]struct{}
-}
-
-func newNPConnSet() *npConnSet { return &npConnSet{conns: make(map[np.Connection]struct{})} }
-
-func (s *npConnSet) add(c np.Connection) {
-	openConns.Add(1)
-	s.mu.Lock()
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-}
-
-func (s *npConnSet) remove(c np.Connection) {
-	s.mu.Lock()
-	_, ok := s.conns[c]
-	delete(s.conns, c)
-	s.mu.Unlock()
-	if ok {
-		openConns.Add(-1)
-	}
-}
-
-func (s *npConnSet) closeAll() {
-	s.mu.Lock()
-	conns := make([]np.Connection, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
 }

@@ -254,11 +254,44 @@ func TestAdminEndpoints(t *testing.T) {
 // TestGracefulShutdown: a request in flight when SIGTERM arrives completes,
 // new connections are refused, and the process exits 0.
 func TestGracefulShutdown(t *testing.T) {
+	for _, transport := range []string{"standard", "netpoll"} {
+		t.Run(transport, func(t *testing.T) { testGracefulShutdown(t, transport) })
+	}
+}
+
+func testGracefulShutdown(t *testing.T, transport string) {
+	// Two requests are in flight when SIGTERM arrives: one waiting for its
+	// origin, one streaming a large body that takes a while to write.
+	const streamed = 64 << 20
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			w.Header().Set("Content-Length", fmt.Sprint(streamed))
+			for sent := 0; sent < streamed; sent += 1 << 20 {
+				_, _ = w.Write(make([]byte, 1<<20))
+				time.Sleep(10 * time.Millisecond)
+			}
+			return
+		}
 		time.Sleep(700 * time.Millisecond)
 		fmt.Fprint(w, "finished")
 	})
-	p := start(t, "--upstream", o.URL)
+	p := start(t, "--upstream", o.URL, "--transport", transport)
+	// An idle keep-alive connection must not hold the shutdown up.
+	idle := client()
+	if resp, _ := get(t, idle, p.url("/idle")); resp.StatusCode != 200 {
+		t.Fatalf("idle connection's request: %d", resp.StatusCode)
+	}
+	streamDone := make(chan int64, 1)
+	go func() {
+		resp, err := client().Get(p.url("/stream"))
+		if err != nil {
+			streamDone <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		streamDone <- n
+	}()
 	type result struct {
 		code int
 		body string
@@ -275,10 +308,11 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		done <- result{code: resp.StatusCode, body: string(b)}
 	}()
-	// Wait until the origin has the request, then signal.
-	for i := 0; i < 200 && o.hits.Load() == 0; i++ {
+	// Wait until the origin has both requests (and the idle one), then signal.
+	for i := 0; i < 300 && o.hits.Load() < 3; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
+	signalled := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -286,10 +320,18 @@ func TestGracefulShutdown(t *testing.T) {
 	if r.err != nil || r.code != 200 || r.body != "finished" {
 		t.Fatalf("in-flight request: %+v", r)
 	}
+	if n := <-streamDone; n != streamed {
+		t.Fatalf("streamed body in flight at SIGTERM: got %d of %d bytes", n, streamed)
+	}
 	select {
 	case <-p.exited:
 	case <-time.After(15 * time.Second):
 		t.Fatal("edgeloop did not exit after draining")
+	}
+	// The drain timeout is 15s: exiting well before it shows the idle
+	// keep-alive connection was closed rather than waited for.
+	if d := time.Since(signalled); d > 10*time.Second {
+		t.Errorf("shutdown took %v: idle connections held it up", d)
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0\n%s", code, p.logs())
