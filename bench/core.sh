@@ -143,7 +143,7 @@ core_gobench() {
            if ($(i + 1) == "B/op") by = $i
            if ($(i + 1) == "allocs/op") al = $i
          }
-         printf "%-48s %12s ns/op %8s B/op %6s allocs/op\n", pkg "." $1, ns, by, al
+         printf "%-62s %12s ns/op %8s B/op %6s allocs/op\n", pkg "." $1, ns, by, al
        }' "$BENCH_OUT/gobench.txt" >>"$BENCH_OUT/report.txt"
 }
 

@@ -227,6 +227,9 @@ report() {
   rr=$(awk -v a="$ra" -v b="$rb" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }')
   qr=$(awk -v a="$qa" -v b="$qb" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }')
   local row
+  # rps medians of an even number of rounds are averages: show whole requests/s.
+  [ "$ra" = - ] || ra=$(printf '%.0f' "$ra")
+  [ "$rb" = - ] || rb=$(printf '%.0f' "$rb")
   row=$(printf '%-24s %-24s %9s %9s %6s %8s %8s %8s %8s %6s %5s' \
     "$la" "$lb" "$ra" "$rb" "$rr" "$pa" "$pb" "$qa" "$qb" "$qr" "$n")
   if [ "$((ea + eb))" -gt 0 ]; then
