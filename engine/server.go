@@ -245,6 +245,7 @@ func (s *Server) newHertz(ln net.Listener) *server.Hertz {
 	// WebSocket upgrades hijack the connection; hertz's pooled hijacked
 	// connections are unsafe with hertz-contrib/websocket (its issue 21).
 	h.NoHijackConnPool = true
+	h.Name = "edgeloop" // the Server header
 	h.Use(s.front)
 	if s.cors != nil {
 		h.Use(s.cors.handle)
