@@ -11,7 +11,7 @@
 # Arguments name the scenarios to run (default: all). Environment: BENCH_OUT (bench/out),
 # SERVER_CPU (0), CLIENT_CPU (1), ROUNDS (3), BENCH_DURATION (8, seconds per wrk round),
 # BENCH_CONNS (64), GOBENCH_TIME (1s, or "off"), SCENARIO_TIMEOUT (core 600 s, others 180 s),
-# BENCH_NO_BUILD (set: do not rebuild bin/edgeloop).
+# BENCH_NO_BUILD (set: do not rebuild; measure $BIN, default bin/edgeloop).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -40,8 +40,8 @@ fi
 
 rm -rf "$BENCH_OUT"
 mkdir -p "$BENCH_OUT"
-export BIN=$ROOT/bin/edgeloop ORIGIN_BIN=$BENCH_OUT/origin
-# BENCH_NO_BUILD=1 measures the bin/edgeloop already built (`make bench` has just built it).
+export BIN=${BIN:-$ROOT/bin/edgeloop} ORIGIN_BIN=$BENCH_OUT/origin
+# BENCH_NO_BUILD=1 measures the binary already built: $BIN, default bin/edgeloop.
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
   go build -ldflags "-X main.version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)" \
     -o "$BIN" ./cmd/edgeloop
