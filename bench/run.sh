@@ -5,7 +5,7 @@
 # by PID when it ends. One results table is printed at the end and kept in
 # $BENCH_OUT/report.txt; raw wrk output and logs stay in $BENCH_OUT.
 #
-#   make bench                                     full run (about 6 minutes for core.sh)
+#   make bench                                     full run (about 5.5 minutes for core.sh)
 #   BENCH_DURATION=3 ROUNDS=1 GOBENCH_TIME=100x bench/run.sh core   a quick smoke run
 #
 # Arguments name the scenarios to run (default: all). Environment: BENCH_OUT (bench/out),
