@@ -115,10 +115,10 @@ _bench_loopback() {
     \[*\]*) host=${hostport%%]*}; host=${host#[} ;;
     *) host=${hostport%%:*} ;;
   esac
-  case $host in
-    localhost | ::1 | 127.*) ;;
-    *) echo "bench: refusing non-loopback URL $url" >&2; return 1 ;;
-  esac
+  if ! [[ $host == localhost || $host == ::1 || $host =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]]; then
+    echo "bench: refusing non-loopback URL $url" >&2
+    return 1
+  fi
   case $url in
     http://* | https://*) return 0 ;;
     *) echo "bench: not an http URL: $url" >&2; return 1 ;;
