@@ -197,9 +197,45 @@ func (p *Proxy) sendBody(c *app.RequestContext, resp *pool.Response) {
 		resp.Body.Close()
 		return
 	}
+	if resp.ContentLength >= 0 && resp.ContentLength <= smallBodyMax {
+		readSmallBody(c, resp)
+		return
+	}
 	// hertz copies the stream to the client and closes it when done or
 	// when the client went away; Close returns or drops the connection.
 	c.Response.SetBodyStream(resp.Body, int(resp.ContentLength))
+}
+
+// smallBodyMax is the largest body with a declared length that is read
+// whole before the response goes out. hertz then writes head and body in
+// one write instead of flushing the head and copying a stream (one syscall
+// per response instead of two or more: measured as the proxy's main cost
+// with 1 KiB bodies), and an origin that stops mid-body gets the client a
+// clean 502 instead of a cut response. Larger bodies stream, so memory per
+// request stays bounded by this.
+const smallBodyMax = 32 << 10
+
+// readSmallBody reads a declared-length body into hertz's pooled response
+// buffer and gives the upstream connection back.
+func readSmallBody(c *app.RequestContext, resp *pool.Response) {
+	n := int(resp.ContentLength)
+	buf := c.Response.BodyBuffer()
+	b := buf.B[:0]
+	if cap(b) < n {
+		b = make([]byte, 0, n)
+	}
+	var err error
+	for len(b) < n && err == nil {
+		var m int
+		m, err = resp.Body.Read(b[len(b):n])
+		b = b[:len(b)+m]
+	}
+	buf.B = b
+	resp.Body.Close()
+	if len(b) < n {
+		reason, status := readReason(err)
+		writeError(c, status, reason)
+	}
 }
 
 // connect picks a backend and gets a connection to it, retrying once on
