@@ -315,7 +315,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if l.readTimeout > 0 {
 		_ = c.SetReadDeadline(time.Now().Add(l.readTimeout))
 	}
-	tc := &trackedConn{Conn: c, writeTimeout: l.writeTimeout, set: l.set}
+	tc := &trackedConn{Conn: c, writeTimeout: l.writeTimeout, set: l.set, accepted: time.Now()}
 	l.set.add(tc)
 	return tc, nil
 }
@@ -394,6 +394,8 @@ type trackedConn struct {
 	net.Conn
 	writeTimeout time.Duration
 	set          *connSet
+	accepted     time.Time
+	served       atomic.Bool // a response was written on it
 	once         sync.Once
 	// reading is set while the server is blocked in Read; pending from the
 	// moment request bytes arrive until the response is written. A
@@ -417,6 +419,7 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Write(p)
 	c.pending.Store(false)
+	c.served.Store(true)
 	return n, err
 }
 
@@ -424,9 +427,21 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 // reading, nothing read since its last response, and nothing in the
 // kernel's receive queue either (a request that arrived but was not read
 // yet would be answered with a reset if the connection closed now).
+//
+// A connection that has not answered a request yet counts as idle only
+// after newConnGrace: its client may be sending its first request right now,
+// and an HTTP client retries a request on a closed reused connection but not
+// on a new one (net/http's Shutdown waits the same way for new connections).
 func (c *trackedConn) idle() bool {
+	if !c.served.Load() && time.Since(c.accepted) < newConnGrace {
+		return false
+	}
 	return c.reading.Load() && !c.pending.Load() && unreadBytes(c.Conn) == 0
 }
+
+// newConnGrace is how long a connection without a request is left alone at
+// shutdown; closeIdleWait bounds the whole wait.
+const newConnGrace = time.Second
 
 // unreadBytes returns the bytes waiting in the socket's receive queue
 // (SIOCINQ), or 0 when the connection has no socket to ask.

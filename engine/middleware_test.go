@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"sort"
 	"strings"
 	"testing"
 
@@ -33,6 +34,10 @@ func testServer(t *testing.T, yaml string, routes map[string]routeHandler) (*Ser
 	for prefix, h := range routes {
 		s.routes.routes = append(s.routes.routes, &mountedRoute{prefix: []byte(prefix), handler: h, metrics: newRouteMetrics(prefix)})
 	}
+	// The router expects longest prefix first, as buildRoutes leaves them.
+	sort.Slice(s.routes.routes, func(i, j int) bool {
+		return len(s.routes.routes[i].prefix) > len(s.routes.routes[j].prefix)
+	})
 	e := route.NewEngine(config.NewOptions(nil))
 	e.Use(s.front)
 	if s.cors != nil {
