@@ -80,6 +80,7 @@ func (s *supervisor) newAdmin() *http.Server {
 		tuneHandler(profile)(w, r)
 	})
 	s.p.processAdmin(mux)
+	s.fanOutAdmin(mux)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -281,23 +282,38 @@ routes:
 			waitOpen(t, p, route+"{channel}", 3)
 			var wg sync.WaitGroup
 			errs := make(chan error, len(fast))
-			for _, c := range fast {
+			// received[k] counts what fast subscriber k has read. The
+			// publisher stays at most window messages ahead of them, so a
+			// fast reader descheduled on a busy machine never overflows its
+			// own 4-message queue; the stalled one overflows regardless.
+			received := make([]atomic.Int64, len(fast))
+			for k, c := range fast {
 				wg.Go(func() {
 					_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 					for i := range n {
 						_, msg, err := c.ReadMessage()
 						if err != nil {
 							errs <- fmt.Errorf("fast subscriber, message %d: %v", i, err)
+							received[k].Store(n) // release the publisher
 							return
 						}
 						if want := strconv.Itoa(i) + ":"; !bytes.HasPrefix(msg, []byte(want)) {
 							errs <- fmt.Errorf("fast subscriber: message %d out of order", i)
+							received[k].Store(n)
 							return
 						}
+						received[k].Store(int64(i + 1))
 					}
 				})
 			}
+			const window = 2
 			for i := range n {
+				deadline := time.Now().Add(10 * time.Second)
+				for k := range received {
+					for received[k].Load() < int64(i-window) && time.Now().Before(deadline) {
+						time.Sleep(time.Millisecond)
+					}
+				}
 				publish(t, "http://"+p.admin+"/publish/c", strconv.Itoa(i)+":"+payload)
 			}
 			wg.Wait()
