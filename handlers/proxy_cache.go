@@ -80,10 +80,14 @@ func (p *Proxy) serveOutcome(ctx context.Context, c *app.RequestContext, res *ca
 			return
 		}
 	case cache.Stale:
-		if f := res.TakeRefresh(); f != nil {
+		// Serve the stale copy before the refresh starts: a refresh that
+		// finished first would replace the entry this request reads.
+		f := res.TakeRefresh()
+		served := p.cache.Serve(res, &c.Response) == nil
+		if f != nil {
 			p.refreshInBackground(c, f)
 		}
-		if p.cache.Serve(res, &c.Response) == nil {
+		if served {
 			return
 		}
 	case cache.Revalidate:
