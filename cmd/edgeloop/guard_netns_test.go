@@ -119,55 +119,6 @@ func (ns *guardNS) do(fn func() error) error {
 	return fnErr
 }
 
-// startCmd starts an edgeloop serve command built by the caller and waits
-// until its public and admin listeners are up, like start in
-// harness_test.go. The process is stopped in t.Cleanup.
-func guardStartCmd(t *testing.T, cmd *exec.Cmd) *proc {
-	t.Helper()
-	p := &proc{cmd: cmd, exited: make(chan struct{})}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		signalled := false
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.log.WriteString(line + "\n")
-			if m := reListen.FindStringSubmatch(line); m != nil && p.addr == "" {
-				p.addr = m[1]
-			}
-			if m := reAdmin.FindStringSubmatch(line); m != nil {
-				p.admin = m[1]
-			}
-			if !signalled && p.addr != "" && p.admin != "" {
-				signalled = true
-				close(ready)
-			}
-			p.mu.Unlock()
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() { p.stop(t) })
-	select {
-	case <-ready:
-	case <-p.exited:
-		t.Fatalf("edgeloop exited before listening: %v\n%s", p.err, p.logs())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("edgeloop did not start listening in 15s\n%s", p.logs())
-	}
-	return p
-}
-
 // cliIn runs an edgeloop CLI command inside ns and returns its exit code
 // and output.
 func guardCLIIn(t *testing.T, ns *guardNS, args ...string) (int, string, string) {

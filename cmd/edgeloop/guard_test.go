@@ -85,7 +85,7 @@ func (tb *guardBed) serve(t *testing.T, pin, extra, guardExtra string) *proc {
 	cfg := fmt.Sprintf("log: {access: false}\nguard:\n  mode: native\n  pin_path: %s\n  cgroup: %s\n%s%s",
 		pin, tb.cgroup, guardExtra, extra)
 	file := writeFile(t, "guard.yaml", cfg)
-	return guardStartCmd(t, tb.srv.command("serve", "--listen", guardSrvAddr+":"+guardPort,
+	return startCmd(t, tb.srv.command("serve", "--listen", guardSrvAddr+":"+guardPort,
 		"--admin", "127.0.0.1:0", "--config", file))
 }
 

@@ -63,8 +63,17 @@ func start(t *testing.T, args ...string) *proc {
 func startEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	full := append([]string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, args...)
-	p := &proc{cmd: exec.Command(binPath, full...), exited: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(binPath, full...)
+	cmd.Env = append(os.Environ(), env...)
+	return startCmd(t, cmd)
+}
+
+// startCmd starts an edgeloop serve command built by the caller (start, or
+// a test that runs it inside a network namespace) and waits until its
+// public and admin listeners are up. The process is stopped in t.Cleanup.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, exited: make(chan struct{})}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
