@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/edgeloop/edgeloop/internal/netnstest"
 )
 
 const (
@@ -110,17 +112,7 @@ func (tb *testbed) guard(t *testing.T, cfg Config) *Guard {
 
 // dial connects from src (10.77.0.x) in the client namespace.
 func (tb *testbed) dial(src string) (net.Conn, error) {
-	var c net.Conn
-	err := tb.cli.Do(func() error {
-		d := net.Dialer{
-			Timeout:   dialTimeout,
-			LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)},
-		}
-		var err error
-		c, err = d.Dial("tcp4", net.JoinHostPort(serverAddr, strconv.Itoa(serverPort)))
-		return err
-	})
-	return c, err
+	return tb.cli.DialFrom(src, net.JoinHostPort(serverAddr, strconv.Itoa(serverPort)), dialTimeout)
 }
 
 // served dials from src and makes one HTTP request; the connection is
@@ -159,14 +151,7 @@ func get(c net.Conn) error {
 func (tb *testbed) wantDropped(t *testing.T, src string) {
 	t.Helper()
 	c, err := tb.dial(src)
-	if err == nil {
-		c.Close()
-		t.Fatalf("dial from %s connected, want its SYN dropped", src)
-	}
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("dial from %s: %v, want a timeout", src, err)
-	}
+	netnstest.WantDropped(t, src, c, err)
 }
 
 // waitConns polls the sock_ops count of src until it is want (bounded).

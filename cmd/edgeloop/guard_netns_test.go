@@ -4,23 +4,17 @@ package main
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/edgeloop/edgeloop/bpf"
+	"github.com/edgeloop/edgeloop/internal/netnstest"
 )
 
 // requireGuardBPF skips t when the kernel guard cannot run here (not root,
@@ -42,88 +36,18 @@ func requireGuardBPF(t *testing.T) {
 	t.Skipf("kernel guard unavailable: %v", err)
 }
 
-func guardRandSuffix(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 3)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// guardNS is a throwaway network namespace made with `ip netns add`.
-type guardNS struct{ name string }
-
-// newNetns creates a network namespace with lo up, deleted in t.Cleanup.
-func newGuardNS(t *testing.T) *guardNS {
-	t.Helper()
-	ns := &guardNS{name: "elg-" + guardRandSuffix(t)}
-	guardIPRun(t, "netns", "add", ns.name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", ns.name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", ns.name, err, out)
-		}
-	})
-	ns.ip(t, "link", "set", "lo", "up")
-	return ns
-}
-
-func (ns *guardNS) ip(t *testing.T, args ...string) string {
-	t.Helper()
-	return guardIPRun(t, append([]string{"-n", ns.name}, args...)...)
-}
-
-func guardIPRun(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// command is an exec.Cmd running the edgeloop binary inside ns. nsenter
-// switches only the network namespace, so the binary sees the host's
-// cgroup2 and bpffs mounts (`ip netns exec` would remount /sys).
-func (ns *guardNS) command(args ...string) *exec.Cmd {
-	full := append([]string{"--net=" + filepath.Join("/var/run/netns", ns.name), binPath}, args...)
-	return exec.Command("nsenter", full...)
-}
-
-// do runs fn on an OS thread switched into ns; sockets fn creates belong
-// to ns for their whole life, whichever thread uses them later.
-func (ns *guardNS) do(fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open(filepath.Join("/var/run/netns", ns.name))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", ns.name, err)
-	}
-	fnErr := fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: the runtime ends it with this goroutine.
-		return fmt.Errorf("restore netns: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return fnErr
+// guardCommand is an exec.Cmd running the edgeloop binary inside ns.
+// nsenter switches only the network namespace, so the binary sees the
+// host's cgroup2 and bpffs mounts (`ip netns exec` would remount /sys).
+func guardCommand(ns *netnstest.NS, args ...string) *exec.Cmd {
+	return exec.Command("nsenter", append([]string{"--net=" + ns.Path(), binPath}, args...)...)
 }
 
 // cliIn runs an edgeloop CLI command inside ns and returns its exit code
 // and output.
-func guardCLIIn(t *testing.T, ns *guardNS, args ...string) (int, string, string) {
+func guardCLIIn(t *testing.T, ns *netnstest.NS, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := ns.command(args...)
+	cmd := guardCommand(ns, args...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
@@ -139,20 +63,6 @@ func guardCLIIn(t *testing.T, ns *guardNS, args ...string) (int, string, string)
 		t.Fatalf("edgeloop %v did not finish", args)
 	}
 	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
-}
-
-// dialFrom connects from src inside ns to addr with a short timeout: well
-// under the 1 s initial SYN retransmission timeout (RFC 6298), so a dropped
-// SYN shows as a timeout.
-func guardDialFrom(ns *guardNS, src, addr string, timeout time.Duration) (net.Conn, error) {
-	var c net.Conn
-	err := ns.do(func() error {
-		d := net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-		var err error
-		c, err = d.Dial("tcp", addr)
-		return err
-	})
-	return c, err
 }
 
 // httpGet sends one GET / on c and returns the status code.

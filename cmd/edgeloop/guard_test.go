@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgeloop/edgeloop/bpf"
 	"github.com/edgeloop/edgeloop/engine"
+	"github.com/edgeloop/edgeloop/internal/netnstest"
 )
 
 const (
@@ -29,7 +30,7 @@ const (
 // addresses (10.78.0.2-6), joined by a veth pair; edgeloop runs in the
 // server namespace with its guard on the server's veth end in native mode.
 type guardBed struct {
-	cli, srv *guardNS
+	cli, srv *netnstest.NS
 	srvIf    string
 	cgroup   string // guard.cgroup, shared by this test's servers
 	sfx      string
@@ -39,17 +40,15 @@ type guardBed struct {
 func newGuardBed(t *testing.T) *guardBed {
 	t.Helper()
 	requireGuardBPF(t)
-	sfx := guardRandSuffix(t)
-	tb := &guardBed{cli: newGuardNS(t), srv: newGuardNS(t), srvIf: "vs" + sfx, sfx: sfx,
+	sfx := netnstest.RandSuffix(t)
+	tb := &guardBed{cli: netnstest.New(t, "elg-"), srv: netnstest.New(t, "elg-"), srvIf: "vs" + sfx, sfx: sfx,
 		cgroup: "edgeloop-test-" + sfx}
 	cliIf := "vc" + sfx
-	guardIPRun(t, "link", "add", cliIf, "netns", tb.cli.name, "type", "veth", "peer", "name", tb.srvIf, "netns", tb.srv.name)
-	tb.cli.ip(t, "link", "set", cliIf, "up")
-	tb.srv.ip(t, "link", "set", tb.srvIf, "up")
+	netnstest.Veth(t, tb.cli, cliIf, tb.srv, tb.srvIf)
 	for i := 2; i <= 6; i++ {
-		tb.cli.ip(t, "addr", "add", fmt.Sprintf("10.78.0.%d/24", i), "dev", cliIf)
+		tb.cli.IP(t, "addr", "add", fmt.Sprintf("10.78.0.%d/24", i), "dev", cliIf)
 	}
-	tb.srv.ip(t, "addr", "add", guardSrvAddr+"/24", "dev", tb.srvIf)
+	tb.srv.IP(t, "addr", "add", guardSrvAddr+"/24", "dev", tb.srvIf)
 	// Registered first, so it runs after every server has stopped.
 	t.Cleanup(func() {
 		root, err := bpf.Cgroup2Mount()
@@ -85,12 +84,12 @@ func (tb *guardBed) serve(t *testing.T, pin, extra, guardExtra string) *proc {
 	cfg := fmt.Sprintf("log: {access: false}\nguard:\n  mode: native\n  pin_path: %s\n  cgroup: %s\n%s%s",
 		pin, tb.cgroup, guardExtra, extra)
 	file := writeFile(t, "guard.yaml", cfg)
-	return startCmd(t, tb.srv.command("serve", "--listen", guardSrvAddr+":"+guardPort,
+	return startCmd(t, guardCommand(tb.srv, "serve", "--listen", guardSrvAddr+":"+guardPort,
 		"--admin", "127.0.0.1:0", "--config", file))
 }
 
 func (tb *guardBed) dial(src string) (net.Conn, error) {
-	return guardDialFrom(tb.cli, src, guardSrvAddr+":"+guardPort, guardDial)
+	return tb.cli.DialFrom(src, guardSrvAddr+":"+guardPort, guardDial)
 }
 
 // served dials from src and gets 200 for GET /.
@@ -119,14 +118,7 @@ func (tb *guardBed) tryServed(src string) error {
 func (tb *guardBed) dropped(t *testing.T, src string) {
 	t.Helper()
 	c, err := tb.dial(src)
-	if err == nil {
-		c.Close()
-		t.Fatalf("dial from %s connected, want its SYN dropped", src)
-	}
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("dial from %s: %v, want a timeout", src, err)
-	}
+	netnstest.WantDropped(t, src, c, err)
 }
 
 // status runs `edgeloop guard status --json` inside the server namespace.
@@ -174,7 +166,7 @@ func (tb *guardBed) waitConns(t *testing.T, p *proc, src string, want uint64) {
 // xdpAttached reports whether an XDP program is on the server's veth end.
 func (tb *guardBed) xdpAttached(t *testing.T) bool {
 	t.Helper()
-	return strings.Contains(tb.srv.ip(t, "link", "show", "dev", tb.srvIf), "xdp")
+	return strings.Contains(tb.srv.IP(t, "link", "show", "dev", tb.srvIf), "xdp")
 }
 
 func TestGuardKernel(t *testing.T) {
