@@ -295,7 +295,7 @@ type trackingListener struct {
 	net.Listener
 	readTimeout  time.Duration
 	writeTimeout time.Duration
-	set          *connSet
+	set          *connSet[*trackedConn]
 	refuse       func(net.Addr) bool // the user-space guard (guard.go); may be nil
 }
 
@@ -320,22 +320,31 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	return tc, nil
 }
 
-// connSet is the set of open client connections of one server.
-type connSet struct {
-	mu    sync.Mutex // guards conns
-	conns map[*trackedConn]struct{}
+// drainable is a client connection a graceful shutdown can tell idle: a
+// *trackedConn (standard transport) or an *npConnState (netpoll).
+type drainable interface {
+	comparable
+	idle() bool
+	Close() error
 }
 
-func newConnSet() *connSet { return &connSet{conns: make(map[*trackedConn]struct{})} }
+// connSet is the set of open client connections of one server. Safe for
+// concurrent use.
+type connSet[C drainable] struct {
+	mu    sync.Mutex // guards conns
+	conns map[C]struct{}
+}
 
-func (s *connSet) add(c *trackedConn) {
+func newConnSet[C drainable]() *connSet[C] { return &connSet[C]{conns: make(map[C]struct{})} }
+
+func (s *connSet[C]) add(c C) {
 	openConns.Add(1)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 }
 
-func (s *connSet) remove(c *trackedConn) {
+func (s *connSet[C]) remove(c C) {
 	s.mu.Lock()
 	_, ok := s.conns[c]
 	delete(s.conns, c)
@@ -345,7 +354,7 @@ func (s *connSet) remove(c *trackedConn) {
 	}
 }
 
-func (s *connSet) len() int {
+func (s *connSet[C]) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
@@ -359,7 +368,7 @@ func (s *connSet) len() int {
 // reading, with nothing read since their last response) at once and the
 // others as soon as they turn idle, and force-closes what is left after
 // closeIdleWait.
-func (s *connSet) closeAll() {
+func (s *connSet[C]) closeAll() {
 	deadline := time.Now().Add(closeIdleWait)
 	for {
 		busy := 0
@@ -380,10 +389,10 @@ func (s *connSet) closeAll() {
 // closeIdleWait bounds how long closeAll waits for busy connections.
 const closeIdleWait = 2 * time.Second
 
-func (s *connSet) snapshot() []*trackedConn {
+func (s *connSet[C]) snapshot() []C {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	conns := make([]*trackedConn, 0, len(s.conns))
+	conns := make([]C, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
@@ -393,7 +402,7 @@ func (s *connSet) snapshot() []*trackedConn {
 type trackedConn struct {
 	net.Conn
 	writeTimeout time.Duration
-	set          *connSet
+	set          *connSet[*trackedConn]
 	accepted     time.Time
 	served       atomic.Bool // a response was written on it
 	once         sync.Once

@@ -16,7 +16,7 @@ import (
 // accepts inside its event loop rather than through a net.Listener we can
 // wrap. A connection over a cap is reset before any request is read; a
 // close callback on netpoll's connection releases the slot.
-func (s *Server) netpollAccept(set *npConnSet, conn net.Conn) context.Context {
+func (s *Server) netpollAccept(set *connSet[*npConnState], conn net.Conn) context.Context {
 	ctx := context.Background()
 	npc := netpollConn(conn)
 	if npc == nil {

@@ -33,9 +33,9 @@ type npConnState struct {
 // counts as being written.
 const npWriteGrace = 50 * time.Millisecond
 
-func (st *npConnState) idle(now time.Time) bool {
+func (st *npConnState) idle() bool {
 	return st.busy.Load() == 0 &&
-		now.UnixNano()-st.lastEnd.Load() > int64(npWriteGrace) &&
+		time.Now().UnixNano()-st.lastEnd.Load() > int64(npWriteGrace) &&
 		st.npc.Reader().Len() == 0 && st.npc.Writer().MallocLen() == 0
 }
 
@@ -64,6 +64,9 @@ func netpollTrack(ctx context.Context, c *app.RequestContext) func() {
 	}
 }
 
+// Close closes the connection (connSet's drain calls it).
+func (st *npConnState) Close() error { return st.npc.Close() }
+
 // npTrackedBody releases its connection's busy mark when hertz closes it.
 type npTrackedBody struct {
 	io.Reader
@@ -81,56 +84,4 @@ func (b *npTrackedBody) Close() error {
 		b.st.busy.Add(-1)
 	})
 	return err
-}
-
-// npConnSet is the set of open netpoll connections of one server.
-type npConnSet struct {
-	mu    sync.Mutex // guards conns
-	conns map[*npConnState]struct{}
-}
-
-func newNPConnSet() *npConnSet { return &npConnSet{conns: make(map[*npConnState]struct{})} }
-
-func (s *npConnSet) add(st *npConnState) {
-	openConns.Add(1)
-	s.mu.Lock()
-	s.conns[st] = struct{}{}
-	s.mu.Unlock()
-}
-
-func (s *npConnSet) remove(st *npConnState) {
-	s.mu.Lock()
-	_, ok := s.conns[st]
-	delete(s.conns, st)
-	s.mu.Unlock()
-	if ok {
-		openConns.Add(-1)
-	}
-}
-
-// closeAll closes idle connections at once and busy ones as soon as they
-// turn idle, and force-closes what is left after closeIdleWait.
-func (s *npConnSet) closeAll() {
-	deadline := time.Now().Add(closeIdleWait)
-	for {
-		s.mu.Lock()
-		conns := make([]*npConnState, 0, len(s.conns))
-		for st := range s.conns {
-			conns = append(conns, st)
-		}
-		s.mu.Unlock()
-		busy := 0
-		now := time.Now()
-		for _, st := range conns {
-			if st.idle(now) || !now.Before(deadline) {
-				_ = st.npc.Close()
-			} else {
-				busy++
-			}
-		}
-		if busy == 0 {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -227,12 +227,12 @@ func (s *Server) newHertz(ln net.Listener) *server.Hertz {
 		server.WithSenseClientDisconnection(false),
 	}
 	if s.cfg.Transport == "netpoll" {
-		set := newNPConnSet()
+		set := newConnSet[*npConnState]()
 		s.connSets = append(s.connSets, set)
 		opts = append(opts, server.WithTransport(netpoll.NewTransporter), server.WithListener(ln),
 			server.WithOnAccept(func(c net.Conn) context.Context { return s.netpollAccept(set, c) }))
 	} else {
-		set := newConnSet()
+		set := newConnSet[*trackedConn]()
 		s.connSets = append(s.connSets, set)
 		opts = append(opts, server.WithTransport(standard.NewTransporter),
 			server.WithListener(&trackingListener{

@@ -232,7 +232,7 @@ func TestTrackedConnIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := newConnSet()
+	set := newConnSet[*trackedConn]()
 	tc := &trackedConn{Conn: raw, set: set}
 	set.add(tc)
 	defer tc.Close()
