@@ -391,13 +391,20 @@ func (m *single) reload(ctx context.Context, cfg *Config) error { return m.swap(
 
 // swap starts a Server for cfg on the held sockets, then drains the old one.
 func (m *single) swap(ctx context.Context, cfg *Config) error {
-	srv, err := New(cfg, m.p.log)
+	m.mu.Lock()
+	var prev *Server
+	if m.cur != nil {
+		prev = m.cur.srv
+	}
+	m.mu.Unlock()
+	srv, err := newSuccessor(cfg, m.p.log, prev)
 	if err != nil {
 		return err
 	}
 	if err := srv.Listen(ctx); err != nil {
 		return err
 	}
+	srv.takeOverWS()
 	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	g := &generation{srv: srv, cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
@@ -16,15 +18,47 @@ import (
 
 // wsSet is a server's pub/sub hubs and proxies. Read-only once the routes
 // are built.
+//
+// A reload keeps WebSocket connections: the successor Server mounts the
+// predecessor's Hub or Proxy for every route whose settings it does not
+// change (adoptWS), and takes it over once it serves (takeOverWS). Only
+// the Server that owns a hub or proxy shuts it down, so the predecessor's
+// drain sends close 1001 only on the routes the reload changed.
 type wsSet struct {
-	hubs    []wsHub
-	proxies []*wshub.Proxy
+	hubs    []*wsHub
+	proxies []*wsProxy
 }
 
+// wsHub is a pub/sub route's Hub as mounted by one Server.
 type wsHub struct {
 	*wshub.Hub
+	cfg        wshub.Config
 	notify     string // Postgres NOTIFY channel feeding it, if any
 	maxMessage int
+	owned      atomic.Bool // this Server shuts the hub down
+}
+
+// Close shuts the hub down if this Server still owns it.
+func (m *wsHub) Close() error {
+	if !m.owned.Load() {
+		return nil
+	}
+	return m.Hub.Close()
+}
+
+// wsProxy is a WebSocket proxy route's Proxy as mounted by one Server.
+type wsProxy struct {
+	*wshub.Proxy
+	cfg   wshub.Config
+	owned atomic.Bool
+}
+
+// Close shuts the proxy down if this Server still owns it.
+func (m *wsProxy) Close() error {
+	if !m.owned.Load() {
+		return nil
+	}
+	return m.Proxy.Close()
 }
 
 func (s *Server) wsSet() *wsSet {
@@ -58,32 +92,124 @@ func wsConfig(rc Route) wshub.Config {
 	return cfg
 }
 
-// buildPubSub builds a /ws/{channel} pub/sub route.
+// buildPubSub builds a /ws/{channel} pub/sub route, mounting the
+// predecessor's hub when the route is unchanged.
 func (s *Server) buildPubSub(rc Route) (routeHandler, error) {
 	cfg := wsConfig(rc)
-	h, err := wshub.NewHub(cfg)
-	if err != nil {
-		return nil, err
+	m := &wsHub{cfg: cfg, notify: rc.WebSocket.NotifyChannel, maxMessage: int(rc.WebSocket.MaxMessage)}
+	if old := s.prev.ownedHub(cfg, m.notify); old != nil {
+		m.Hub = old.Hub // owned from takeOverWS on
+	} else {
+		h, err := wshub.NewHub(cfg)
+		if err != nil {
+			return nil, err
+		}
+		m.Hub = h
+		m.owned.Store(true)
 	}
 	set := s.wsSet()
-	set.hubs = append(set.hubs, wsHub{Hub: h, notify: rc.WebSocket.NotifyChannel, maxMessage: int(rc.WebSocket.MaxMessage)})
-	return h, nil
+	set.hubs = append(set.hubs, m)
+	return m, nil
 }
 
-// buildWSProxy builds a WebSocket proxy route (ws:// upstream).
+// buildWSProxy builds a WebSocket proxy route (ws:// upstream), mounting
+// the predecessor's proxy when the route is unchanged.
 func (s *Server) buildWSProxy(rc Route) (routeHandler, error) {
-	p, err := wshub.NewProxy(wsConfig(rc))
-	if err != nil {
-		return nil, err
+	cfg := wsConfig(rc)
+	m := &wsProxy{cfg: cfg}
+	if old := s.prev.ownedProxy(cfg); old != nil {
+		m.Proxy = old.Proxy
+	} else {
+		p, err := wshub.NewProxy(cfg)
+		if err != nil {
+			return nil, err
+		}
+		m.Proxy = p
+		m.owned.Store(true)
 	}
 	set := s.wsSet()
-	set.proxies = append(set.proxies, p)
-	return p, nil
+	set.proxies = append(set.proxies, m)
+	return m, nil
+}
+
+// ownedHub returns s's hub for an unchanged route (same settings, same
+// NOTIFY channel), or nil. s may be nil.
+func (s *Server) ownedHub(cfg wshub.Config, notify string) *wsHub {
+	if s == nil {
+		return nil
+	}
+	s.featMu.Lock()
+	defer s.featMu.Unlock()
+	if s.ws == nil {
+		return nil
+	}
+	for _, h := range s.ws.hubs {
+		if h.owned.Load() && h.notify == notify && reflect.DeepEqual(h.cfg, cfg) {
+			return h
+		}
+	}
+	return nil
+}
+
+// ownedProxy is ownedHub for proxy routes.
+func (s *Server) ownedProxy(cfg wshub.Config) *wsProxy {
+	if s == nil {
+		return nil
+	}
+	s.featMu.Lock()
+	defer s.featMu.Unlock()
+	if s.ws == nil {
+		return nil
+	}
+	for _, p := range s.ws.proxies {
+		if p.owned.Load() && reflect.DeepEqual(p.cfg, cfg) {
+			return p
+		}
+	}
+	return nil
+}
+
+// takeOverWS makes s the owner of the hubs and proxies it mounted from its
+// predecessor, which then leaves their connections open when it drains.
+// Call it once s serves, before the predecessor shuts down. It returns the
+// number of connections kept.
+func (s *Server) takeOverWS() int {
+	prev := s.prev
+	s.prev = nil
+	if prev == nil {
+		return 0
+	}
+	prev.replaced.Store(true)
+	set := s.wsSet()
+	kept := 0
+	for _, h := range set.hubs {
+		if h.owned.Load() {
+			continue
+		}
+		if old := prev.ownedHub(h.cfg, h.notify); old != nil && old.Hub == h.Hub {
+			old.owned.Store(false)
+			h.owned.Store(true)
+			kept += h.Conns()
+			s.log.Info("reload kept websocket connections", "route", h.cfg.Route, "conns", h.Conns())
+		}
+	}
+	for _, p := range set.proxies {
+		if p.owned.Load() {
+			continue
+		}
+		if old := prev.ownedProxy(p.cfg); old != nil && old.Proxy == p.Proxy {
+			old.owned.Store(false)
+			p.owned.Store(true)
+			kept += p.Conns()
+			s.log.Info("reload kept websocket connections", "route", p.cfg.Route, "conns", p.Conns())
+		}
+	}
+	return kept
 }
 
 // closeWS sends close 1001 (going away) with a jittered reconnect hint to
-// every WebSocket client and waits up to two seconds (or the drain timeout,
-// if shorter) for them to close.
+// every WebSocket client of the hubs and proxies this Server owns and waits
+// up to two seconds (or the drain timeout, if shorter) for them to close.
 func (s *Server) closeWS() {
 	s.featMu.Lock()
 	set := s.ws
@@ -97,15 +223,19 @@ func (s *Server) closeWS() {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, h := range set.hubs {
-		wg.Go(func() { h.Shutdown(ctx) })
+		if h.owned.Load() {
+			wg.Go(func() { h.Shutdown(ctx) })
+		}
 	}
 	for _, p := range set.proxies {
-		wg.Go(func() { p.Shutdown(ctx) })
+		if p.owned.Load() {
+			wg.Go(func() { p.Shutdown(ctx) })
+		}
 	}
 	wg.Wait()
 }
 
-func (s *Server) wsHubs() []wsHub {
+func (s *Server) wsHubs() []*wsHub {
 	s.featMu.Lock()
 	defer s.featMu.Unlock()
 	if set := s.ws; set != nil {
@@ -153,7 +283,8 @@ func (s *Server) wsNotify(notifyChannel, payload string) (int, error) {
 	}
 	n := 0
 	for _, h := range s.wsHubs() {
-		if h.notify == notifyChannel {
+		// During a reload both Servers LISTEN: the owner delivers.
+		if h.notify == notifyChannel && h.owned.Load() {
 			n += h.Publish(ch, []byte(msg))
 		}
 	}
@@ -209,7 +340,7 @@ func (p wsPublishRoute) Handle(_ context.Context, c *app.RequestContext) {
 		return
 	}
 	ip := remoteIP(c.RemoteAddr())
-	var allowed []wsHub
+	var allowed []*wsHub
 	limit := 0
 	for _, h := range p.s.wsHubs() {
 		if h.PublishAllowed(ip) {

@@ -54,16 +54,31 @@ type Server struct {
 
 	inflight atomic.Int64
 	draining atomic.Bool
+	// replaced: a successor serves (reload), so this Server's admin
+	// listener stops first when it drains and the successor's answers.
+	replaced atomic.Bool
+
+	// prev is the Server this one replaces on a reload, from New until
+	// takeOverWS: routes it leaves unchanged keep their WebSocket hubs.
+	prev *Server
 }
 
 // New builds a server from a normalized config. It opens no sockets.
 func New(cfg *Config, log *slog.Logger) (*Server, error) {
+	return newSuccessor(cfg, log, nil)
+}
+
+// newSuccessor builds a server that replaces prev (nil: none) on a reload:
+// the WebSocket routes the new config leaves unchanged mount prev's hubs
+// and proxies, and the server takes them over with takeOverWS once it
+// serves, so their connections survive the reload.
+func newSuccessor(cfg *Config, log *slog.Logger, prev *Server) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	// hertz logs through hlog; keep its chatter out of edgeloop's log.
 	hlog.SetLevel(hlog.LevelError)
-	s := &Server{cfg: cfg, log: log, accessLog: *cfg.Log.Access, cors: newCORS(cfg.CORS)}
+	s := &Server{cfg: cfg, log: log, accessLog: *cfg.Log.Access, cors: newCORS(cfg.CORS), prev: prev}
 	var err error
 	if cfg.RateLimit.Rate.PerSecond > 0 {
 		esc := cfg.Guard.Escalate
@@ -262,18 +277,30 @@ func (s *Server) newHertz(ln net.Listener) *server.Hertz {
 // timeout, closes idle keep-alive connections, and releases the routes.
 func (s *Server) shutdown() {
 	s.draining.Store(true)
+	s.mu.Lock()
+	admin := s.admin
+	s.mu.Unlock()
+	if admin != nil && s.replaced.Load() {
+		// Admin requests (publish, purge, metrics) go to the successor,
+		// which shares the admin socket, from now on.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = admin.Shutdown(ctx)
+		}()
+	}
+	s.mu.Lock()
+	hs, sets := s.hertz, s.connSets
+	s.mu.Unlock()
+	// Stop accepting on every listener first: on a reload, new
+	// connections (WebSocket upgrades among them) go to the successor.
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
 	s.closeWS()
 	drain := s.cfg.Timeouts.Drain.D()
 	deadline := time.Now().Add(drain)
 	s.log.Info("draining", "inflight", s.inflight.Load(), "timeout", drain)
-
-	s.mu.Lock()
-	hs, sets := s.hertz, s.connSets
-	s.mu.Unlock()
-	// Stop accepting on every listener first.
-	for _, ln := range s.listeners {
-		_ = ln.Close()
-	}
 	for s.inflight.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -99,7 +99,16 @@ func (s *supervisor) reload(ctx context.Context, cfg *Config) error {
 	if cfg.Admin != s.adminAddr {
 		s.p.log.Warn("admin address changes need a restart; keeping the current one", "admin", s.adminAddr)
 	}
+	prev := s.cfg
 	s.mu.Unlock()
+	if prev != nil && sameSockets(prev, cfg) {
+		err := s.reloadInPlace(ctx, cfg)
+		if err == nil {
+			s.p.log.Info("workers reloaded in place")
+			return nil
+		}
+		s.p.log.Warn("reload in place failed: starting a new generation of workers", "err", err.Error())
+	}
 	return s.startGeneration(ctx, cfg)
 }
 

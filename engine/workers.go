@@ -32,6 +32,10 @@ const (
 	// readyTimeout bounds how long a new worker or a new binary may take
 	// to report that it serves.
 	readyTimeout = 30 * time.Second
+	// workerAdminAddr is a worker's admin address: a loopback port the
+	// kernel picks, held for the worker's lifetime (a reload in place
+	// serves its admin on the same port), listed by the supervisor.
+	workerAdminAddr = "127.0.0.1:0"
 	// Restart backoff for workers that die: it doubles from
 	// minRestartDelay to maxRestartDelay, and falls back to the minimum
 	// after a worker stayed up for stableUptime.
@@ -129,8 +133,11 @@ func runWorker(ctx context.Context, o RunOptions, cfg *Config, spec *workerSpec)
 	procSockets.Store(set)
 	defer procSockets.Store(nil)
 	if cfg.Admin != "off" {
-		cfg.Admin = "127.0.0.1:0"
+		cfg.Admin = workerAdminAddr
 	}
+	ws := &workerServer{o: o, log: log, reqs: make(chan chan error)}
+	curWorker.Store(ws)
+	defer curWorker.Store(nil)
 	srv, err := New(cfg, log)
 	if err != nil {
 		return err
@@ -146,7 +153,7 @@ func runWorker(ctx context.Context, o RunOptions, cfg *Config, spec *workerSpec)
 		log.Warn("ready pipe", "err", err)
 	}
 	log.Info("worker serving", "cpu", spec.CPU, "gen", spec.Gen, "gomaxprocs", runtime.GOMAXPROCS(0))
-	return srv.Run(ctx)
+	return ws.serve(ctx, srv)
 }
 
 // notifyReady writes msg to the pipe named by EDGELOOP_READY_FD, if any,

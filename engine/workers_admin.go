@@ -23,6 +23,10 @@ import (
 // runs under Serve as the one serving process) and GET /tune.
 func (s *Server) workersAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /tune", tuneHandler(s.cfg.Tune.Profile))
+	if w := curWorker.Load(); w != nil {
+		w.workerAdmin(mux)
+		return
+	}
 	p := curProcess.Load()
 	if p == nil {
 		return
