@@ -78,6 +78,8 @@ else
   ws_stats=$("$ws_load" stats -admin "http://127.0.0.1:$ws_admin" -pid "$ws_pid" -base-rss "$ws_base" -conns "${ws_open:-$ws_conns}")
 fi
 bench_log "idle: open ${ws_open} $ws_stats"
+ws_gone=$(curl -s "http://127.0.0.1:$ws_admin/metrics" | awk '/^edgeloop_ws_(disconnects|refused)_total\{/ {split($0, a, " "); k = a[1]; sub(/,?worker="[^"]*"/, "", k); s[k] += a[2]} END {for (k in s) if (s[k]) printf "%s %d; ", k, s[k]}')
+bench_log "closed or refused so far: ${ws_gone:-none}"
 go tool pprof -top -sample_index=inuse_space "http://127.0.0.1:$ws_admin/debug/pprof/heap" \
   >"$BENCH_OUT/ws-heap.txt" 2>/dev/null || true
 curl -s "http://127.0.0.1:$ws_admin/debug/pprof/goroutine?debug=1" | head -40 >"$BENCH_OUT/ws-goroutines.txt"
@@ -101,6 +103,7 @@ ws_after=$( ((ws_workers > 1)) && echo "rss_kib $(ws_rss)" || "$ws_load" stats -
 bench_log "fan-out: $ws_fan; $ws_srv; after: $ws_after"
 report_note "# ws: ${ws_open} idle WebSocket connections in edgeloop (workers: $ws_workers; $ws_procs client processes)"
 report_note "ws idle: RSS before ${ws_base} KiB; $ws_stats"
+report_note "ws closed or refused before the broadcast: ${ws_gone:-none}"
 report_note "ws broadcast: $ws_pub -> $ws_fan; $ws_srv"
 report_note "ws heap profile: $BENCH_OUT/ws-heap.txt"
 for ((i = 1; i <= ws_procs; i++)); do stop_bg "ws-client-$i"; done

@@ -106,6 +106,9 @@ type TuneConfig struct {
 	FastOpen int `yaml:"fast_open"`
 	// BusyPoll sets SO_BUSY_POLL. Zero: off.
 	BusyPoll Duration `yaml:"busy_poll"`
+	// TCPKeepalive turns TCP keepalive on for client connections with this
+	// idle time and probe interval. Zero: off (nginx's default).
+	TCPKeepalive Duration `yaml:"tcp_keepalive"`
 }
 
 // DatabaseConfig is the Postgres pool of the query routes.

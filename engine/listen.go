@@ -70,6 +70,7 @@ func socketConfig(cfg *Config, kind string) tune.SocketConfig {
 		DeferAccept: t.DeferAccept.D(),
 		FastOpen:    t.FastOpen,
 		BusyPoll:    t.BusyPoll.D(),
+		KeepAlive:   t.TCPKeepalive.D(),
 	}
 }
 
@@ -287,6 +288,22 @@ var (
 	errNotInherited = errors.New("worker listeners must be inherited from the supervisor (did the config's listen list change?)")
 	errBadInherit   = errors.New("bad inherited socket")
 )
+
+// keepAliveListener applies tune.tcp_keepalive to each accepted connection:
+// Go's accept turns a 15 s keepalive on, which edgeloop leaves off unless
+// configured (tune.SocketConfig.KeepAlive).
+type keepAliveListener struct {
+	net.Listener
+	keepAlive time.Duration
+}
+
+func (l keepAliveListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok && err == nil {
+		_ = tune.ConnKeepAlive(tc, l.keepAlive)
+	}
+	return c, err
+}
 
 // trackingListener keeps the set of open connections so a graceful shutdown
 // can close the idle ones, counts them, and applies the first request's read

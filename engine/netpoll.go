@@ -10,6 +10,7 @@ import (
 	np "github.com/cloudwego/netpoll"
 
 	"github.com/edgeloop/edgeloop/engine/limit"
+	"github.com/edgeloop/edgeloop/tune"
 )
 
 // netpollAccept applies the connection caps for the netpoll transport, which
@@ -33,6 +34,12 @@ func (s *Server) netpollAccept(set *connSet[*npConnState], conn net.Conn) contex
 	if err := s.conns.Acquire(ip); err != nil {
 		_ = limit.Reset(npc)
 		return ctx
+	}
+	// netpoll turns TCP keepalive on with hertz's idle timeout; edgeloop
+	// bounds idle connections with read deadlines instead and keeps
+	// keepalive to tune.tcp_keepalive (off by default).
+	if fc, ok := npc.(interface{ Fd() int }); ok {
+		_ = tune.FDKeepAlive(fc.Fd(), s.cfg.Tune.TCPKeepalive.D())
 	}
 	st := &npConnState{npc: npc}
 	set.add(st)

@@ -251,7 +251,7 @@ func (s *Server) newHertz(ln net.Listener) *server.Hertz {
 		s.connSets = append(s.connSets, set)
 		opts = append(opts, server.WithTransport(standard.NewTransporter),
 			server.WithListener(&trackingListener{
-				Listener: s.conns.Listener(ln), set: set,
+				Listener: s.conns.Listener(keepAliveListener{ln, s.cfg.Tune.TCPKeepalive.D()}), set: set,
 				readTimeout: t.Read.D(), writeTimeout: t.Write.D(),
 				refuse: s.guardRefusesAddr,
 			}))

@@ -401,3 +401,54 @@ func TestListenBacklog(t *testing.T) {
 		t.Errorf("warnings = %v, want one about the backlog", warnings)
 	}
 }
+
+// TestKeepAlive: keepalive is off by default, on with its idle time and
+// interval when configured, both for sockets accepted with accept(2)
+// (netpoll: inherited from the listener) and through Go's Accept, whose
+// own 15 s keepalive ConnKeepAlive replaces.
+func TestKeepAlive(t *testing.T) {
+	for _, ka := range []time.Duration{0, 45 * time.Second} {
+		t.Run(fmt.Sprint("keepalive=", ka), func(t *testing.T) {
+			ln, _, err := ListenWithWarnings(context.Background(), "tcp", "127.0.0.1:0", SocketConfig{KeepAlive: ka})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			check := func(how string, fd int) {
+				t.Helper()
+				on, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if on != b2i(ka > 0) {
+					t.Errorf("%s: SO_KEEPALIVE = %d, want %d", how, on, b2i(ka > 0))
+				}
+				if ka > 0 {
+					idle, _ := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
+					intvl, _ := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL)
+					if idle != 45 || intvl != 45 {
+						t.Errorf("%s: TCP_KEEPIDLE %d, TCP_KEEPINTVL %d; want 45, 45", how, idle, intvl)
+					}
+				}
+			}
+			for range 2 {
+				c, err := net.DialTimeout("tcp", ln.Addr().String(), 2*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+			}
+			check("accept(2)", rawAccept(t, ln))
+			gc, err := ln.AcceptTCP()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gc.Close()
+			if err := ConnKeepAlive(gc, ka); err != nil {
+				t.Fatal(err)
+			}
+			rc, _ := gc.SyscallConn()
+			_ = rc.Control(func(fd uintptr) { check("Go Accept + ConnKeepAlive", int(fd)) })
+		})
+	}
+}

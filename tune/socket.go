@@ -80,6 +80,38 @@ type SocketConfig struct {
 	// that require CAP_NET_ADMIN to raise it (6.18 does not) answer EPERM
 	// without it; a refusal is a warning, not a failure.
 	BusyPoll time.Duration
+
+	// KeepAlive turns on TCP keepalive (SO_KEEPALIVE) with this idle time
+	// and probe interval (TCP_KEEPIDLE, TCP_KEEPINTVL; the kernel's probe
+	// count, net.ipv4.tcp_keepalive_probes, is kept). If zero, keepalive is
+	// off, as nginx and HAProxy have it by default: edgeloop's timeouts and
+	// WebSocket pings find dead clients, and probes every few seconds to
+	// 100,000 idle connections cost packets and CPU. Accepted connections
+	// inherit the listener's setting (Go's own accept turns keepalive on
+	// with 15 s, so servers on Go's accept apply ConnKeepAlive per conn).
+	KeepAlive time.Duration
+}
+
+// FDKeepAlive sets keepalive on a socket descriptor the way ConnKeepAlive
+// does, for connections accepted outside Go's net package (netpoll).
+func FDKeepAlive(fd int, keepAlive time.Duration) error {
+	if keepAlive <= 0 {
+		return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0)
+	}
+	secs := max(int(keepAlive/time.Second), 1)
+	return errors.Join(
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1),
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs),
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs))
+}
+
+// ConnKeepAlive applies cfg's keepalive (KeepAlive) to an accepted
+// connection, undoing the 15 s keepalive Go's TCPListener.Accept turns on.
+func ConnKeepAlive(c *net.TCPConn, keepAlive time.Duration) error {
+	if keepAlive <= 0 {
+		return c.SetKeepAlive(false)
+	}
+	return c.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: keepAlive, Interval: keepAlive, Count: -1})
 }
 
 // Validate reports fields out of range.
@@ -95,6 +127,8 @@ func (c SocketConfig) Validate() error {
 		return fmt.Errorf("%w: fast open queue %d < 0", ErrBadConfig, c.FastOpen)
 	case c.BusyPoll < 0:
 		return fmt.Errorf("%w: busy poll %v < 0", ErrBadConfig, c.BusyPoll)
+	case c.KeepAlive < 0:
+		return fmt.Errorf("%w: keepalive %v < 0", ErrBadConfig, c.KeepAlive)
 	}
 	return nil
 }
@@ -160,6 +194,12 @@ func setOptions(fd int, cfg SocketConfig) (warnings []error, err error) {
 	}
 	if cfg.BusyPoll > 0 {
 		warn("SO_BUSY_POLL", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL, int(cfg.BusyPoll/time.Microsecond)))
+	}
+	if cfg.KeepAlive > 0 {
+		secs := max(int(cfg.KeepAlive/time.Second), 1)
+		warn("SO_KEEPALIVE", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1))
+		warn("TCP_KEEPIDLE", unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs))
+		warn("TCP_KEEPINTVL", unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs))
 	}
 	return warnings, nil
 }

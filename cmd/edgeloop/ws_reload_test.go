@@ -160,3 +160,22 @@ rate_limit: {rate: "off"}
 		t.Fatal(err)
 	}
 }
+
+// TestWSSubscribedAtHandshake: a client is subscribed once it has its 101:
+// a message published right after its dial returns reaches it, every time.
+func TestWSSubscribedAtHandshake(t *testing.T) {
+	cfg := writeFile(t, "ws.yaml", "log: {access: false}\nrate_limit: {rate: \"off\"}\nroutes:\n  - path: /ws/{channel}\n    websocket: {}\n")
+	p := start(t, "--config", cfg)
+	for i := range 200 {
+		ch := fmt.Sprintf("c%d", i)
+		c := mustWS(t, p.ws("/ws/"+ch))
+		if n := publish(t, "http://"+p.admin+"/publish/"+ch, "hello"); n != 1 {
+			t.Fatalf("dial %d: publish right after the 101 reached %d subscribers, want 1", i, n)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "hello" {
+			t.Fatalf("dial %d: got %q, %v", i, msg, err)
+		}
+		c.Close()
+	}
+}

@@ -26,10 +26,11 @@ var pingMsg = &message{}
 // writer goroutine exists only while the queue holds messages.
 type conn struct {
 	hub *Hub
-	ws  *websocket.Conn
+	raw net.Conn // the socket, for closing it during the handshake
 
-	mu      sync.Mutex // guards the fields below
-	q       []*message // ring buffer, grown on demand up to SendQueue
+	mu      sync.Mutex      // guards the fields below
+	ws      *websocket.Conn // set once the 101 is written; read freely by the reader and writer, which start after
+	q       []*message      // ring buffer, grown on demand up to SendQueue
 	head, n int
 	writing bool   // a writer goroutine is running
 	closed  bool   // no more writes: the socket is closing
@@ -61,7 +62,7 @@ func (c *conn) enqueue(m *message) bool {
 			c.hub.m.drops.Inc()
 			// The socket is full, so a close frame would not get through;
 			// closing it wakes the writer and the reader.
-			_ = c.ws.NetConn().Close()
+			c.closeSocket()
 			return false
 		}
 	}
@@ -212,9 +213,26 @@ func (c *conn) goAway(hint string) {
 	} else if c.reason == "" {
 		c.reason = reasonShutdown
 	}
+	ws := c.ws
 	c.mu.Unlock()
-	_ = c.ws.WriteControl(websocket.CloseMessage,
+	if ws == nil {
+		return // in its handshake: serve sends 1001 once the 101 is out
+	}
+	_ = ws.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseGoingAway, hint), time.Now().Add(time.Second))
+}
+
+// closeSocket closes the connection's socket, which ends its reader and
+// writer (or its handshake).
+func (c *conn) closeSocket() {
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws != nil {
+		_ = ws.NetConn().Close()
+		return
+	}
+	_ = c.raw.Close()
 }
 
 // hint returns a close reason asking the client to come back after a

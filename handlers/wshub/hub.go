@@ -155,23 +155,50 @@ func (h *Hub) Conns() int {
 }
 
 // serve runs one connection from the handshake to its end.
+//
+// The connection subscribes before its 101 goes out, so a client that has
+// its 101 receives every message published after it: messages published
+// during the handshake wait in the queue, whose writer starts only once
+// the 101 is written (writing is held by the handshake until then).
 func (h *Hub) serve(nc net.Conn, hs handshake, ip netip.Addr, ch string) {
+	c := &conn{hub: h, raw: nc, writing: true}
+	subscribed := h.add(c, ch)
 	ws, err := accept(nc, hs)
 	if err != nil {
+		if subscribed {
+			h.remove(c, ch)
+		}
 		h.release(ip)
 		h.m.disconnect(reasonNetwork)
 		return
 	}
-	c := &conn{hub: h, ws: ws}
-	if !h.add(c, ch) {
-		c.goAway(h.hint())
+	c.mu.Lock()
+	c.ws = ws
+	closed, reason := c.closed || !subscribed, c.reason
+	start := !closed && c.n > 0
+	c.writing = start
+	c.mu.Unlock()
+	if closed {
+		// The hub shut down (or the slow-consumer policy struck) during
+		// the handshake.
+		if reason == "" || reason == reasonShutdown {
+			reason = reasonShutdown
+			_ = ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseGoingAway, h.hint()), time.Now().Add(time.Second))
+		}
+		if subscribed {
+			h.remove(c, ch)
+		}
 		_ = ws.Close()
 		h.release(ip)
-		h.m.disconnect(reasonShutdown)
+		h.m.disconnect(reason)
 		return
 	}
+	if start {
+		go c.writeLoop()
+	}
 	h.m.open.Inc()
-	reason := c.readLoop()
+	reason = c.readLoop()
 	h.remove(c, ch)
 	_ = ws.Close()
 	h.release(ip)
@@ -251,7 +278,7 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	h.mu.RLock()
 	for _, subs := range h.channels {
 		for c := range subs {
-			_ = c.ws.NetConn().Close()
+			c.closeSocket()
 		}
 	}
 	h.mu.RUnlock()
