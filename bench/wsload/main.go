@@ -115,8 +115,10 @@ func runClients(args []string) error {
 		if c == nil {
 			continue
 		}
+		// Connections stay open until every reader is done: closing each
+		// one as its message arrives would make the server process a
+		// close storm while it is still writing the broadcast.
 		wg.Go(func() {
-			defer c.Close()
 			_ = c.SetReadDeadline(deadline)
 			_, msg, err := c.ReadMessage()
 			if err != nil {
@@ -133,6 +135,11 @@ func runClients(args []string) error {
 		})
 	}
 	wg.Wait()
+	for _, c := range conns {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
 	f, err := os.Create(*out)
 	if err != nil {
 		return err
