@@ -160,7 +160,7 @@ wrk_run() {
   out="$BENCH_OUT/wrk-$label-$n.txt"
   # One wrk thread: the client has one CPU. Caller args come last and win.
   if ! nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU" timeout -k 5 $((dur + 15)) \
-    wrk -t1 -c"$conns" -d"${dur}s" --latency "$@" "$url" >"$out" 2>&1; then
+    wrk -t1 -c"$conns" -d"${dur}s" --latency ${BENCH_WRK_EXTRA:-} "$@" "$url" >"$out" 2>&1; then
     echo "wrk_run: wrk failed for $label (see $out)" >&2
     cat "$out" >&2
     return 1
@@ -187,8 +187,9 @@ ab_rounds() {
   local rounds=$1 conns=$2 dur=$3 la=$4 ua=$5 lb=$6 ub=$7 i
   _bench_loopback "$ua" && _bench_loopback "$ub" || return 1
   # Warm-up: fill pools and caches, settle the CPU frequency; not recorded.
-  nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU" timeout -k 5 20 wrk -t1 -c"$conns" -d1s "$ua" >/dev/null 2>&1 || true
-  nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU" timeout -k 5 20 wrk -t1 -c"$conns" -d1s "$ub" >/dev/null 2>&1 || true
+  # BENCH_WRK_EXTRA (e.g. "-s pace.lua") applies to every wrk run.
+  nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU" timeout -k 5 20 wrk -t1 -c"$conns" -d1s ${BENCH_WRK_EXTRA:-} "$ua" >/dev/null 2>&1 || true
+  nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU" timeout -k 5 20 wrk -t1 -c"$conns" -d1s ${BENCH_WRK_EXTRA:-} "$ub" >/dev/null 2>&1 || true
   for ((i = 1; i <= rounds; i++)); do
     if ((i % 2)); then
       wrk_run "$la" "$ua" "$conns" "$dur" || return 1
