@@ -222,10 +222,7 @@ func (c *Cache) lookup(req *protocol.Request, res *Result) Outcome {
 		res.status.Fwd = FwdMethod
 		return Pass
 	}
-	if len(h.Peek("Range")) > 0 {
-		res.status.Fwd, res.status.Detail = FwdBypass, "range"
-		return Pass
-	}
+	res.ranged = len(h.Peek("Range")) > 0
 	res.primary = AppendKey(res.primary[:0], req)
 	var rd Directives
 	rd.Reset()
@@ -236,6 +233,11 @@ func (c *Cache) lookup(req *protocol.Request, res *Result) Outcome {
 		res.status.Fwd = f
 		if rd.Has(FlagOnlyIfCached) {
 			return GatewayTimeout
+		}
+		if res.ranged {
+			// A partial answer is not stored: pass the range on.
+			res.status.Fwd, res.status.Detail = FwdBypass, "range"
+			return Pass
 		}
 		return Miss
 	}
@@ -294,6 +296,10 @@ func (c *Cache) lookup(req *protocol.Request, res *Result) Outcome {
 	}
 	if rd.Has(FlagOnlyIfCached) {
 		return GatewayTimeout
+	}
+	if res.ranged {
+		res.status.Fwd, res.status.Detail = FwdBypass, "range"
+		return Pass
 	}
 	return Revalidate
 }

@@ -52,6 +52,7 @@ type Result struct {
 	route   *Route
 	epoch   uint64
 	head    bool
+	ranged  bool // the request has a Range header
 	primary []byte
 	ikey    []byte
 	vkey    []byte
@@ -169,6 +170,7 @@ var (
 
 func (r *Result) reset(c *Cache, route *Route) {
 	r.c, r.route, r.out, r.head, r.found, r.flight = c, route, Miss, false, false, nil
+	r.ranged = false
 	r.dec = decision{}
 	r.status = Status{}
 	r.names = nil

@@ -16,6 +16,12 @@ func (r *Result) Identity() bool { return r.found && r.m.coding == codingIdentit
 // Head reports whether the looked-up request was a HEAD.
 func (r *Result) Head() bool { return r.head }
 
+// Ranged reports whether the looked-up request has a Range header. Such a
+// request is served from a fresh (or stale-while-revalidate) stored
+// response, which the caller cuts to the range (RFC 9110 §14), and is
+// otherwise passed to the origin as it is (Pass), its answer not stored.
+func (r *Result) Ranged() bool { return r.ranged }
+
 // TakeRefresh hands this request's background refresh (Stale with
 // Refresher) to the caller, which must call Done on the returned Flight
 // when the refresh ends; it returns nil when r is not the refresher. After

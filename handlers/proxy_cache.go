@@ -34,7 +34,9 @@ import (
 //     same time, and the others wait (bounded) and are served from the
 //     stored copy.
 //   - Pass: forwarded as is; a successful unsafe method invalidates the URL
-//     and its Location / Content-Location (RFC 9111 §4.4).
+//     and its Location / Content-Location (RFC 9111 §4.4). A Range request
+//     is served from a Hit or Stale copy, cut to its range (serveRange), and
+//     otherwise passed on, its partial answer not stored.
 //   - GatewayTimeout: only-if-cached and nothing usable: 504.
 //
 // Every response of a cached route carries Cache-Status (RFC 9211).
@@ -72,6 +74,10 @@ func (p *Proxy) serveOutcome(ctx context.Context, c *app.RequestContext, res *ca
 	switch out {
 	case cache.Hit:
 		if p.cache.Serve(res, &c.Response) == nil {
+			if res.Ranged() {
+				serveRange(c)
+				return
+			}
 			p.compressOnce(ctx, c, res)
 			return
 		}
@@ -88,6 +94,9 @@ func (p *Proxy) serveOutcome(ctx context.Context, c *app.RequestContext, res *ca
 			p.refreshInBackground(c, f)
 		}
 		if served {
+			if res.Ranged() {
+				serveRange(c)
+			}
 			return
 		}
 	case cache.Revalidate:

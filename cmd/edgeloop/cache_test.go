@@ -518,3 +518,54 @@ func TestCacheOversizeStreamsThrough(t *testing.T) {
 		t.Fatal("over-size objects not counted in edgeloop_cache_too_big_total")
 	}
 }
+
+// TestCacheRange: Range requests are answered from a stored response (206
+// with Content-Range, 416 past the end, the whole body for several ranges
+// or a failed If-Range), and passed to the origin, not stored, on a miss.
+func TestCacheRange(t *testing.T) {
+	const body = "0123456789abcdefghijklmnopqrstuvwxyz" // 36 bytes
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(body)) // honours Range itself
+	})
+	p := startCached(t, o.URL, "")
+	c := client()
+
+	// A miss with Range goes to the origin and is not stored.
+	resp, got := get(t, c, p.url("/r"), "Range", "bytes=0-3")
+	if resp.StatusCode != 206 || got != "0123" || !strings.Contains(resp.Header.Get("Cache-Status"), "fwd=bypass") {
+		t.Fatalf("Range miss: %d %q %q", resp.StatusCode, got, resp.Header.Get("Cache-Status"))
+	}
+	get(t, c, p.url("/r")) // the full GET fills
+	if o.hits.Load() != 2 {
+		t.Fatalf("origin saw %d requests, want 2", o.hits.Load())
+	}
+	for _, tc := range []struct {
+		hdr      []string
+		status   int
+		body, cr string
+	}{
+		{[]string{"Range", "bytes=0-9"}, 206, body[:10], "bytes 0-9/36"},
+		{[]string{"Range", "bytes=30-"}, 206, body[30:], "bytes 30-35/36"},
+		{[]string{"Range", "bytes=-4"}, 206, body[32:], "bytes 32-35/36"},
+		{[]string{"Range", "bytes=10-1000"}, 206, body[10:], "bytes 10-35/36"},
+		{[]string{"Range", "bytes=36-"}, 416, "", "bytes */36"},
+		{[]string{"Range", "bytes=0-1,4-5"}, 200, body, ""},
+		{[]string{"Range", "bytes=0-1", "If-Range", `"v1"`}, 206, body[:2], "bytes 0-1/36"},
+		{[]string{"Range", "bytes=0-1", "If-Range", `"v0"`}, 200, body, ""},
+	} {
+		resp, got := get(t, c, p.url("/r"), tc.hdr...)
+		if resp.StatusCode != tc.status || got != tc.body || resp.Header.Get("Content-Range") != tc.cr {
+			t.Errorf("%v: %d %q Content-Range %q; want %d %q %q", tc.hdr, resp.StatusCode, got,
+				resp.Header.Get("Content-Range"), tc.status, tc.body, tc.cr)
+		}
+		if !strings.HasPrefix(resp.Header.Get("Cache-Status"), "edgeloop; hit") {
+			t.Errorf("%v: Cache-Status %q, want a hit", tc.hdr, resp.Header.Get("Cache-Status"))
+		}
+	}
+	if o.hits.Load() != 2 {
+		t.Fatalf("origin saw %d requests after the ranges from the cache, want 2", o.hits.Load())
+	}
+}
