@@ -8,18 +8,21 @@
 #
 #   (a) 1 KiB object, 64 connections     (b) 64 KiB object, 64 connections
 #   (c) 1 KiB object, 1,024 connections  (errors reported in the table's err column)
-#   (d) 1 KiB object, 1,024 connections paced: each waits CACHE_PACE_MS (50) ms between
-#       requests (wrk's delay() hook), about 20,000 requests/s offered in all, a load every
+#   (d) 1 KiB object, 1,024 connections paced: each waits CACHE_PACE_MS (50) ms on average,
+#       uniformly 0..2x, between requests (wrk's delay() hook), about 20,000 requests/s offered in all, a load every
 #       server here sustains. (c) saturates the server with a closed loop, where the mean
 #       latency is connections / throughput by Little's law (1,024 / 40,000 req/s = 26 ms)
 #       whatever the server does; (d) shows the latency at 1,024 connections below saturation.
+#       Its rounds last CACHE_PACE_DURATION (15 s): wrk opens its 1,024 connections at once,
+#       and the first requests wait behind that connect burst, which in a 4 s round is more
+#       than 1% of the requests and so sets the p99 (seen: 22.8 ms in 6 s, 4.0 ms in 20 s).
 #
 # Every URL is warmed before it is measured, so only hits are timed; the hit headers each
 # server sent are kept in $BENCH_OUT/cache-hits.txt. Peers are configured fairly (DESIGN.md): nginx with one pinned worker,
 # proxy_cache_lock on, tcp_nopush off, keys zone and cache files under $BENCH_OUT;
 # varnishd in the foreground (-F), one malloc store of 256 MiB, workdir under $BENCH_OUT.
 # Knobs: CACHE_ROUNDS (2), CACHE_DURATION (4 s per wrk round), CACHE_PORT_BASE (18280),
-# CACHE_PACE_MS (50).
+# CACHE_PACE_MS (50), CACHE_PACE_DURATION (15 s).
 
 cache_rounds=${CACHE_ROUNDS:-2}
 cache_dur=${CACHE_DURATION:-4}
@@ -153,11 +156,13 @@ cache_main() {
   ab_rounds "$r" 1024 "$d" el-hit-1k-c1024 "$el$p1k" varnish-hit-1k-c1024 "$vn$p1k" || return 1
   report el-hit-1k-c1024 varnish-hit-1k-c1024
 
-  printf 'function delay() return %d end\n' "${CACHE_PACE_MS:-50}" >"$BENCH_OUT/pace.lua"
-  report_note "# (d) 1,024 connections, each waiting ${CACHE_PACE_MS:-50} ms between requests (offered load below saturation)"
-  BENCH_WRK_EXTRA="-s $BENCH_OUT/pace.lua" ab_rounds "$r" 1024 "$d" el-hit-1k-paced "$el$p1k" nginx-hit-1k-paced "$ng$p1k" || return 1
+  # Uniform in [0, 2 x CACHE_PACE_MS]: a fixed delay would keep the 1,024 connections in
+  # step, sending bursts of 1,024 requests at once.
+  printf 'function delay() return math.random(0, %d) end\n' "$((2 * ${CACHE_PACE_MS:-50}))" >"$BENCH_OUT/pace.lua"
+  report_note "# (d) 1,024 connections, each waiting ${CACHE_PACE_MS:-50} ms on average between requests (offered load below saturation), ${CACHE_PACE_DURATION:-15}s x 1 round"
+  BENCH_WRK_EXTRA="-s $BENCH_OUT/pace.lua" ab_rounds 1 1024 "${CACHE_PACE_DURATION:-15}" el-hit-1k-paced "$el$p1k" nginx-hit-1k-paced "$ng$p1k" || return 1
   report el-hit-1k-paced nginx-hit-1k-paced
-  BENCH_WRK_EXTRA="-s $BENCH_OUT/pace.lua" ab_rounds "$r" 1024 "$d" el-hit-1k-paced "$el$p1k" varnish-hit-1k-paced "$vn$p1k" || return 1
+  BENCH_WRK_EXTRA="-s $BENCH_OUT/pace.lua" ab_rounds 1 1024 "${CACHE_PACE_DURATION:-15}" el-hit-1k-paced "$el$p1k" varnish-hit-1k-paced "$vn$p1k" || return 1
   report el-hit-1k-paced varnish-hit-1k-paced
 
   for u in el-c varnish nginx-c origin-c; do

@@ -10,7 +10,7 @@
 #
 # Arguments name the scenarios to run (default: all). Environment: BENCH_OUT (bench/out),
 # SERVER_CPU (0), CLIENT_CPU (1), ROUNDS (3), BENCH_DURATION (8, seconds per wrk round),
-# BENCH_CONNS (64), GOBENCH_TIME (1s, or "off"), SCENARIO_TIMEOUT (core 600 s, others 180 s),
+# BENCH_CONNS (64), GOBENCH_TIME (1s, or "off"), SCENARIO_TIMEOUT (core 600 s, cache 360 s, others 180 s),
 # BENCH_NO_BUILD (set: do not rebuild; measure $BIN, default bin/edgeloop).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,7 +65,8 @@ failed=()
 for f in "${scenarios[@]}"; do
   [ -f "$f" ] || { echo "bench: no scenario $f" >&2; failed+=("$f"); continue; }
   name=$(basename "$f" .sh)
-  limit=${SCENARIO_TIMEOUT:-$([ "$name" = core ] && echo 600 || echo 180)}
+  case $name in core) deflimit=600 ;; cache) deflimit=360 ;; *) deflimit=180 ;; esac
+  limit=${SCENARIO_TIMEOUT:-$deflimit}
   echo "bench: === $name (at most ${limit}s, load $(cut -d' ' -f1 /proc/loadavg)) ==="
   # timeout signals the whole process group (servers included) if the scenario overruns;
   # the scenario shell's trap then stops what it started, by PID.
