@@ -130,6 +130,9 @@ type DatabaseConfig struct {
 	// NotifyChannel is LISTENed to for cache invalidation by tag. If empty,
 	// edgeloop_invalidate.
 	NotifyChannel string `yaml:"notify_channel"`
+	// CacheSize bounds the results cached by sql routes (per process). If
+	// zero, 64 MiB.
+	CacheSize Size `yaml:"cache_size"`
 }
 
 // WebSocketConfig configures a pub/sub route (`/ws/{channel}`) or a proxied

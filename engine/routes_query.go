@@ -113,7 +113,7 @@ func (s *Server) buildQuery(rc Route) (routeHandler, error) {
 	if rc.Cache.On() && rc.Cache.TTL > 0 {
 		s.featMu.Lock()
 		if st.qc == nil {
-			st.qc, err = cache.NewQueryCache(cache.QueryConfig{})
+			st.qc, err = cache.NewQueryCache(cache.QueryConfig{MaxBytes: int(s.cfg.Database.CacheSize)})
 		}
 		s.featMu.Unlock()
 		if err != nil {

@@ -375,3 +375,23 @@ func TestQueryRecoversAfterDatabaseRestart(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestQueryCacheSize: database.cache_size bounds the results the sql
+// routes cache: thirty 1 KiB results in 16 KiB evict the oldest (one result
+// may take at most an eighth of it).
+func TestQueryCacheSize(t *testing.T) {
+	dbURL, _ := querySchema(t, queryPG(t), queryE2ESetup)
+	cfg := strings.Replace(queryConfig(dbURL, `  - path: /api/pad/{n}
+    sql: SELECT $1::int8 AS n, repeat('x', 1000) AS pad
+    params: {n: int}
+    cache: {ttl: 60s}
+`), "  acquire_timeout: 1s\n", "  acquire_timeout: 1s\n  cache_size: 16KiB\n", 1)
+	p := startQuery(t, cfg)
+	c := client()
+	for n := 1; n <= 30; n++ {
+		wantGet(t, c, p.url(fmt.Sprintf("/api/pad/%d", n)), 200, "")
+	}
+	if ev := metric(t, p, "edgeloop_cache_query_evicted_total"); ev < 10 {
+		t.Fatalf("30 results of 1 KiB in a 16 KiB cache: %v evicted, want at least 10", ev)
+	}
+}
