@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -46,6 +47,13 @@ func (c *Conn) ReadResponse(timeout time.Duration, isHead bool) (*Response, erro
 	}
 	c.readTimeout = timeout
 	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+	if c.br.Buffered() == 0 {
+		// The request was just sent and its answer is almost never there
+		// yet: reading now would cost a read(2) that fails with EAGAIN
+		// before the wait for it. Let the other runnable requests go first;
+		// when there are none this returns at once.
+		runtime.Gosched()
+	}
 	r := &c.resp
 	for {
 		if err := c.readHead(r); err != nil {
