@@ -130,6 +130,7 @@ type Cache struct {
 	closed     atomic.Bool
 	co         coalescer
 	urls       *urlIndex
+	hot        *hotBodies // nil for caches too small to spare the memory
 }
 
 type clockTimer struct{ now func() time.Time }
@@ -178,6 +179,7 @@ func New(cfg Config) (*Cache, error) {
 		now:        cfg.Now,
 		entryLimit: maxEntry(cfg.Size),
 		urls:       newURLIndex(cfg.MaxURLs),
+		hot:        newHotBodies(cfg.Size),
 	}
 	c.gen.Store(uint64(cfg.Now().UnixNano()))
 	c.co.init(cfg.CoalesceWait, cfg.After)
@@ -193,6 +195,9 @@ func (c *Cache) Close() error {
 	}
 	unregister(c)
 	c.fc.Clear()
+	if c.hot != nil {
+		c.hot.clear()
+	}
 	return nil
 }
 

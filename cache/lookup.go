@@ -232,7 +232,17 @@ func (r *Result) onServe(v []byte) error {
 		return nil
 	}
 	if !m.chunked() {
-		resp.AppendBody(v[m.bodyOffset():])
+		body := v[m.bodyOffset():]
+		if hot := r.c.hot; hot != nil && len(body) >= hotMinBody {
+			b := hot.get(m.id)
+			if b == nil {
+				b = append([]byte(nil), body...)
+				hot.put(m.id, b)
+			}
+			resp.SetBodyRaw(b)
+			return nil
+		}
+		resp.AppendBody(body)
 	}
 	return nil
 }
@@ -265,7 +275,12 @@ func (c *Cache) Serve(res *Result, resp *protocol.Response) error {
 	res.resp, res.serve304 = resp, false
 	err := c.fc.GetFn(res.vkey, res.serveFn)
 	if err == nil && res.m.chunked() && !res.head {
-		err = c.readChunks(res)
+		if b := c.hotBody(res.m.id); b != nil {
+			resp.SetBodyRaw(b)
+		} else if err = c.readChunks(res); err == nil && c.hot != nil && res.m.bodyLen >= hotMinBody {
+			b := append([]byte(nil), resp.Body()...)
+			c.hot.put(res.m.id, b)
+		}
 	}
 	res.resp = nil
 	if err != nil {

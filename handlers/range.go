@@ -90,15 +90,16 @@ func ifRangeMatches(req *protocol.RequestHeader, resp *protocol.ResponseHeader) 
 // serveRange cuts a complete 200 response in c to the request's Range:
 // 206 with Content-Range for one satisfiable range, 416 with
 // "Content-Range: bytes */size" when nothing of it exists, and the whole
-// response otherwise. The body is cut in place.
+// response otherwise. The body may be the cache's shared bytes, so the
+// range is copied out rather than cut in place.
 func serveRange(c *app.RequestContext) {
 	resp := &c.Response
 	if resp.StatusCode() != 200 || resp.IsBodyStream() || resp.SkipBody ||
 		!ifRangeMatches(&c.Request.Header, &resp.Header) {
 		return
 	}
-	buf := resp.BodyBuffer()
-	size := len(buf.B)
+	body := resp.Body() // may be the cache's shared bytes: read, never written
+	size := len(body)
 	first, last, kind := parseRange(c.Request.Header.Peek("Range"), size)
 	var cr []byte
 	switch kind {
@@ -106,15 +107,14 @@ func serveRange(c *app.RequestContext) {
 		return
 	case rangeUnsatisfiable:
 		resp.SetStatusCode(416)
-		buf.B = buf.B[:0]
+		resp.ResetBody()
 		cr = append([]byte("bytes */"), strconv.Itoa(size)...)
 	case rangeOne:
 		resp.SetStatusCode(206)
-		n := copy(buf.B, buf.B[first:last+1])
-		buf.B = buf.B[:n]
+		resp.SetBodyRaw(append([]byte(nil), body[first:last+1]...))
 		cr = append([]byte("bytes "), strconv.Itoa(first)...)
 		cr = append(append(append(append(cr, '-'), strconv.Itoa(last)...), '/'), strconv.Itoa(size)...)
 	}
 	resp.Header.Set("Content-Range", string(cr))
-	resp.Header.SetContentLength(len(buf.B))
+	resp.Header.SetContentLength(len(resp.BodyBytes()))
 }
