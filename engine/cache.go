@@ -22,6 +22,12 @@ func (s *Server) setupCache() error {
 		return nil
 	}
 	cc := s.cfg.Cache
+	if prev := s.prev; prev != nil && prev.cache != nil && prev.cacheOwned.Load() && sameCacheStore(prev.cfg.Cache, cc) {
+		// A reload keeps the stored responses, as nginx and Varnish do:
+		// the cache is the predecessor's until takeOver.
+		s.cache = prev.cache
+		return nil
+	}
 	c, err := cache.New(cache.Config{
 		Size:          int(cc.Size),
 		MaxObjectSize: int64(cc.MaxObjectSize),
@@ -32,7 +38,14 @@ func (s *Server) setupCache() error {
 		return fmt.Errorf("cache: %w", err)
 	}
 	s.cache = c
+	s.cacheOwned.Store(true)
 	return nil
+}
+
+// sameCacheStore reports whether two cache sections make the same store
+// (size, object limit, coalescing wait), which a reload can then keep.
+func sameCacheStore(a, b CacheConfig) bool {
+	return a.Size == b.Size && a.MaxObjectSize == b.MaxObjectSize && a.CoalesceWait == b.CoalesceWait
 }
 
 // withCache gives a proxy route its cache settings: the shared cache, the
@@ -54,9 +67,10 @@ func (s *Server) withCache(pc *handlers.ProxyConfig, rc Route) error {
 	return nil
 }
 
-// closeCache frees the cache's memory and stops its metrics.
+// closeCache frees the cache's memory and stops its metrics, unless a
+// successor took the cache over.
 func (s *Server) closeCache() {
-	if s.cache != nil {
+	if s.cache != nil && s.cacheOwned.Load() {
 		_ = s.cache.Close()
 	}
 }

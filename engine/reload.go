@@ -404,7 +404,7 @@ func (m *single) swap(ctx context.Context, cfg *Config) error {
 	if err := srv.Listen(ctx); err != nil {
 		return err
 	}
-	srv.takeOverWS()
+	srv.takeOver()
 	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	g := &generation{srv: srv, cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()

@@ -21,7 +21,7 @@ import (
 //
 // A reload keeps WebSocket connections: the successor Server mounts the
 // predecessor's Hub or Proxy for every route whose settings it does not
-// change (adoptWS), and takes it over once it serves (takeOverWS). Only
+// change, and takes it over once it serves (takeOver). Only
 // the Server that owns a hub or proxy shuts it down, so the predecessor's
 // drain sends close 1001 only on the routes the reload changed.
 type wsSet struct {
@@ -98,7 +98,7 @@ func (s *Server) buildPubSub(rc Route) (routeHandler, error) {
 	cfg := wsConfig(rc)
 	m := &wsHub{cfg: cfg, notify: rc.WebSocket.NotifyChannel, maxMessage: int(rc.WebSocket.MaxMessage)}
 	if old := s.prev.ownedHub(cfg, m.notify); old != nil {
-		m.Hub = old.Hub // owned from takeOverWS on
+		m.Hub = old.Hub // owned from takeOver on
 	} else {
 		h, err := wshub.NewHub(cfg)
 		if err != nil {
@@ -169,17 +169,22 @@ func (s *Server) ownedProxy(cfg wshub.Config) *wsProxy {
 	return nil
 }
 
-// takeOverWS makes s the owner of the hubs and proxies it mounted from its
-// predecessor, which then leaves their connections open when it drains.
-// Call it once s serves, before the predecessor shuts down. It returns the
-// number of connections kept.
-func (s *Server) takeOverWS() int {
+// takeOver makes s the owner of what it took from its predecessor on a
+// reload: the response cache, and the WebSocket hubs and proxies, whose
+// connections the predecessor then leaves open when it drains. Call it
+// once s serves, before the predecessor shuts down. It returns the number
+// of WebSocket connections kept.
+func (s *Server) takeOver() int {
 	prev := s.prev
 	s.prev = nil
 	if prev == nil {
 		return 0
 	}
 	prev.replaced.Store(true)
+	if s.cache != nil && s.cache == prev.cache && prev.cacheOwned.Swap(false) {
+		s.cacheOwned.Store(true)
+		s.log.Info("reload kept the response cache")
+	}
 	set := s.wsSet()
 	kept := 0
 	for _, h := range set.hubs {

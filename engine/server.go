@@ -37,6 +37,9 @@ type Server struct {
 	comp   *compress.Compressor // nil when compression is off
 	guard  *guardState          // set by Listen before any listener opens (guard.go)
 	cache  *cache.Cache         // HTTP response cache (cache.go); nil when no route caches
+	// cacheOwned: this Server closes the cache when it stops (false while
+	// a reload's successor has it, or before takeOver for a successor).
+	cacheOwned atomic.Bool
 
 	mu        sync.Mutex // guards the fields below
 	listeners []net.Listener
@@ -59,7 +62,8 @@ type Server struct {
 	replaced atomic.Bool
 
 	// prev is the Server this one replaces on a reload, from New until
-	// takeOverWS: routes it leaves unchanged keep their WebSocket hubs.
+	// takeOver: an unchanged cache section keeps its response cache, and
+	// unchanged WebSocket routes their hubs.
 	prev *Server
 }
 
@@ -69,9 +73,10 @@ func New(cfg *Config, log *slog.Logger) (*Server, error) {
 }
 
 // newSuccessor builds a server that replaces prev (nil: none) on a reload:
+// it uses prev's response cache when the cache section is unchanged, and
 // the WebSocket routes the new config leaves unchanged mount prev's hubs
-// and proxies, and the server takes them over with takeOverWS once it
-// serves, so their connections survive the reload.
+// and proxies; the server takes them over with takeOver once it serves,
+// so stored responses and connections survive the reload.
 func newSuccessor(cfg *Config, log *slog.Logger, prev *Server) (*Server, error) {
 	if log == nil {
 		log = slog.Default()

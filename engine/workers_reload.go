@@ -96,7 +96,7 @@ func (w *workerServer) reload(ctx context.Context, prev *Server) (*workerGen, er
 	if err := srv.Listen(ctx); err != nil {
 		return nil, err
 	}
-	srv.takeOverWS()
+	srv.takeOver()
 	w.log.Info("worker reloaded in place")
 	return w.start(ctx, srv), nil
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -567,5 +569,49 @@ func TestCacheRange(t *testing.T) {
 	}
 	if o.hits.Load() != 2 {
 		t.Fatalf("origin saw %d requests after the ranges from the cache, want 2", o.hits.Load())
+	}
+}
+
+// TestCacheKeptAcrossReload: a reload that leaves the cache section as it
+// is keeps the stored responses (as nginx and Varnish do), with every
+// other change applied; one that changes the store starts an empty cache.
+func TestCacheKeptAcrossReload(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "stored "+r.URL.Path)
+	})
+	conf := func(size, extra string) string {
+		return fmt.Sprintf("log: {access: false}\nrate_limit: {rate: \"off\"}\ncache: {size: %s}\nroutes:\n%s  - path: /\n    upstream: %s\n    cache: {}\n", size, extra, o.URL)
+	}
+	cfgPath := writeFile(t, "edgeloop.yaml", conf("64MiB", ""))
+	p := start(t, "--config", cfgPath)
+	c := client()
+	reload := func(cfg string) {
+		t.Helper()
+		os.WriteFile(cfgPath, []byte(cfg), 0o644)
+		if code, out, stderr := runCLI(t, nil, "reload", "--admin", p.admin); code != 0 {
+			t.Fatalf("edgeloop reload: exit %d %q %q", code, out, stderr)
+		}
+	}
+	get(t, c, p.url("/a"))
+	if o.hits.Load() != 1 {
+		t.Fatalf("origin saw %d requests, want 1", o.hits.Load())
+	}
+	// Another route added, the cache section unchanged: /a is still a hit.
+	site := t.TempDir()
+	os.MkdirAll(filepath.Join(site, "static"), 0o755) // root: as nginx's, the whole path is under it
+	os.WriteFile(filepath.Join(site, "static", "index.html"), []byte("static\n"), 0o644)
+	reload(conf("64MiB", "  - path: /static/\n    root: "+site+"\n"))
+	resp, body := get(t, c, p.url("/a"))
+	if body != "stored /a" || !strings.HasPrefix(resp.Header.Get("Cache-Status"), "edgeloop; hit") || o.hits.Load() != 1 {
+		t.Fatalf("after a reload keeping the cache: %q %q, origin %d requests", body, resp.Header.Get("Cache-Status"), o.hits.Load())
+	}
+	if _, body := get(t, c, p.url("/static/")); body != "static\n" {
+		t.Fatalf("the reload's new route: %q", body)
+	}
+	// A different cache size is a new store: /a is fetched again.
+	reload(conf("32MiB", ""))
+	if _, body := get(t, c, p.url("/a")); body != "stored /a" || o.hits.Load() != 2 {
+		t.Fatalf("after a reload changing the cache: %q, origin %d requests, want 2", body, o.hits.Load())
 	}
 }
