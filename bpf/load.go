@@ -109,6 +109,10 @@ func Load(cfg Config) (g *Guard, err error) {
 			return nil, fmt.Errorf("load ports: %w", err)
 		}
 	}
+	// Entries a former config added and this one dropped go first.
+	if err := g.syncConfigLists(cfg); err != nil {
+		return nil, err
+	}
 	for _, p := range cfg.Allow {
 		if err := g.Allow(p); err != nil {
 			return nil, err

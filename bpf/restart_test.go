@@ -207,3 +207,40 @@ func TestAttachBadInput(t *testing.T) {
 		t.Errorf("Load(no ports) = %v, want ErrConfig", err)
 	}
 }
+
+// TestRestartDropsFormerConfigLists: an allow or deny entry that the
+// previous config listed and the new one does not is gone after the next
+// Load, while entries added at runtime and entries both configs list stay.
+func TestRestartDropsFormerConfigLists(t *testing.T) {
+	requireBPF(t)
+	pin := testPinPath(t)
+	a1, a2 := netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")
+	d1, d2 := netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.7/32")
+	byHand := netip.MustParsePrefix("203.0.113.128/25")
+	g, err := Load(Config{Ports: []uint16{80}, PinPath: pin, Allow: []netip.Prefix{a1, a2}, Deny: []netip.Prefix{d1, d2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Deny(byHand, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next config keeps a1 and d1 and drops a2 and d2.
+	g = loadTestGuard(t, Config{Ports: []uint16{80}, PinPath: pin, Allow: []netip.Prefix{a1}, Deny: []netip.Prefix{d1}})
+	allow, err := g.AllowList()
+	if err != nil || len(allow) != 1 || allow[0] != a1 {
+		t.Errorf("allow list after the new config = %v, %v; want [%s]", allow, err, a1)
+	}
+	deny, err := g.DenyList()
+	got := map[netip.Prefix]bool{}
+	for _, d := range deny {
+		got[d.Prefix] = true
+	}
+	if err != nil || len(deny) != 2 || !got[d1] || !got[byHand] {
+		t.Errorf("deny list after the new config = %v, %v; want %s (config) and %s (by hand)", deny, err, d1, byHand)
+	}
+	run(t, g, pkt{src: "203.0.113.7", dport: 80, flags: tcpSYN}.bytes(), xdpPass, Stats{Passed: 1})
+}
