@@ -32,6 +32,15 @@ type RunOptions struct {
 	Args []string
 	// Stderr is where children write their logs. If nil, os.Stderr.
 	Stderr io.Writer
+	// Reconfigure, if set, is called with the config of every successful
+	// reload, to apply what lives outside the Server (the log level).
+	Reconfigure func(*Config)
+}
+
+func (o RunOptions) reconfigure(cfg *Config) {
+	if o.Reconfigure != nil {
+		o.Reconfigure(cfg)
+	}
 }
 
 func (o RunOptions) logger(cfg *Config) *slog.Logger {
@@ -227,6 +236,7 @@ func (p *process) reload(ctx context.Context) error {
 		p.log.Error("reload failed, still serving the previous config", "err", err.Error())
 		return err
 	}
+	p.o.reconfigure(cfg)
 	p.reloads.Add(1)
 	reloadsTotal.WithLabelValues("ok").Inc()
 	p.log.Info("reloaded", "took", time.Since(start).Round(time.Millisecond))

@@ -97,6 +97,7 @@ func (w *workerServer) reload(ctx context.Context, prev *Server) (*workerGen, er
 		return nil, err
 	}
 	srv.takeOver()
+	w.o.reconfigure(cfg)
 	w.log.Info("worker reloaded in place")
 	return w.start(ctx, srv), nil
 }

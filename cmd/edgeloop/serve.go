@@ -90,9 +90,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if _, err := load(); err != nil {
 		return usageError{err}
 	}
+	level := new(slog.LevelVar) // a reload changes it
 	return engine.Serve(ctx, engine.RunOptions{
 		Load:   load,
-		Logger: func(cfg *engine.Config) *slog.Logger { return newLogger(e.stderr, cfg.Log) },
+		Logger: func(cfg *engine.Config) *slog.Logger { return newLogger(e.stderr, cfg.Log, level) },
+		Reconfigure: func(cfg *engine.Config) {
+			level.Set(logLevel(cfg.Log.Level))
+		},
 		Args:   e.args,
 		Stderr: e.stderr,
 	})
@@ -125,14 +129,22 @@ func loadConfig(path string, o engine.Overrides) (*engine.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(w io.Writer, lc engine.LogConfig) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(lc.Level))
+// newLogger builds the process's logger for lc, its level kept in level
+// (which a reload sets). The format is fixed for the process's life.
+func newLogger(w io.Writer, lc engine.LogConfig, level *slog.LevelVar) *slog.Logger {
+	level.Set(logLevel(lc.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if lc.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// logLevel parses a validated log.level (debug, info, warn, error).
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s))
+	return l
 }
 
 func printFlags(w io.Writer, usage string, fs *flag.FlagSet) {

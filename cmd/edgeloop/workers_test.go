@@ -539,3 +539,35 @@ func TestNoFileLimitLogged(t *testing.T) {
 		t.Errorf("GET /tune = %d\n%s", resp.StatusCode, body)
 	}
 }
+
+// TestReloadLogLevel: a reload applies log.level (the access log is at
+// info: shown at info, hidden after a reload to warn, shown again after
+// one back to info).
+func TestReloadLogLevel(t *testing.T) {
+	conf := func(level string) string {
+		return "log: {level: " + level + ", access: true}\nrate_limit: {rate: \"off\"}\n"
+	}
+	cfgPath := writeFile(t, "edgeloop.yaml", conf("info"))
+	p := start(t, "--config", cfgPath)
+	c := client()
+	reload := func(level string) {
+		t.Helper()
+		os.WriteFile(cfgPath, []byte(conf(level)), 0o644)
+		if code, out, stderr := runCLI(t, nil, "reload", "--admin", p.admin); code != 0 {
+			t.Fatalf("edgeloop reload: exit %d %q %q", code, out, stderr)
+		}
+	}
+	get(t, c, p.url("/?at=info1"))
+	reload("warn")
+	get(t, c, p.url("/?at=warn"))
+	reload("info")
+	get(t, c, p.url("/?at=info2"))
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.logs(), "at=info2") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	logs := p.logs()
+	if !strings.Contains(logs, "at=info1") || !strings.Contains(logs, "at=info2") || strings.Contains(logs, "at=warn") {
+		t.Fatalf("access log lines: want the requests at info only\n%s", logs)
+	}
+}
