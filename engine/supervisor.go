@@ -102,12 +102,20 @@ func (s *supervisor) reload(ctx context.Context, cfg *Config) error {
 	prev := s.cfg
 	s.mu.Unlock()
 	if prev != nil && sameSockets(prev, cfg) {
-		err := s.reloadInPlace(ctx, cfg)
+		reloaded, err := s.reloadInPlace(ctx, cfg)
 		if err == nil {
 			s.p.log.Info("workers reloaded in place")
 			return nil
 		}
 		s.p.log.Warn("reload in place failed: starting a new generation of workers", "err", err.Error())
+		if gerr := s.startGeneration(ctx, cfg); gerr != nil {
+			if len(reloaded) > 0 {
+				// No way back for those: they re-read the (new) file.
+				return fmt.Errorf("%w; workers %v run the new config, the others the previous one", gerr, reloaded)
+			}
+			return gerr
+		}
+		return nil
 	}
 	return s.startGeneration(ctx, cfg)
 }

@@ -141,23 +141,31 @@ func sameSockets(a, b *Config) bool {
 // errInPlace: a worker could not reload in place.
 var errInPlace = errors.New("worker did not reload in place")
 
-// reloadInPlace asks every running worker to reload, in parallel. It fails
-// if any worker is not running or refuses; the caller then starts a new
-// generation, which brings every worker to the new config.
-func (s *supervisor) reloadInPlace(ctx context.Context, cfg *Config) error {
+// reloadInPlace asks every running worker to reload, in parallel, and
+// returns the slots that did. It fails if any worker is not running or
+// refuses; the caller then starts a new generation, which brings every
+// worker to the new config.
+func (s *supervisor) reloadInPlace(ctx context.Context, cfg *Config) ([]int, error) {
 	s.mu.Lock()
 	workers := s.workers
 	s.mu.Unlock()
-	client := &http.Client{Timeout: readyTimeout}
-	errs := make([]error, len(workers))
-	var wg sync.WaitGroup
+	// All or none: a worker that is not running (restarting, say) sends
+	// the whole reload to a new generation before any worker changes.
+	admins := make([]string, len(workers))
 	for i, w := range workers {
 		w.mu.Lock()
 		admin, state := w.admin, w.state
 		w.mu.Unlock()
 		if admin == "" || state != "running" {
-			return fmt.Errorf("%w: worker %d is %s", errInPlace, w.slot, state)
+			return nil, fmt.Errorf("%w: worker %d is %s", errInPlace, w.slot, state)
 		}
+		admins[i] = admin
+	}
+	client := &http.Client{Timeout: readyTimeout}
+	errs := make([]error, len(workers))
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		admin := admins[i]
 		wg.Go(func() {
 			req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+admin+"/reload", nil)
 			resp, err := client.Do(req)
@@ -174,7 +182,13 @@ func (s *supervisor) reloadInPlace(ctx context.Context, cfg *Config) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		var reloaded []int
+		for i, w := range workers {
+			if errs[i] == nil {
+				reloaded = append(reloaded, w.slot)
+			}
+		}
+		return reloaded, err
 	}
 	s.mu.Lock()
 	s.gen++
@@ -186,5 +200,5 @@ func (s *supervisor) reloadInPlace(ctx context.Context, cfg *Config) error {
 		w.gen = gen
 		w.mu.Unlock()
 	}
-	return nil
+	return nil, nil
 }
