@@ -94,10 +94,12 @@ for ((i = 1; i <= ws_procs; i++)); do
 done
 ws_fan=$("$ws_load" report "$BENCH_OUT"/ws-lat-*.txt)
 # edgeloop's own view: publish to written on the socket (histogram bucket bounds).
+# With workers, each worker's series comes labelled worker="N": buckets are summed by le.
 ws_srv=$(curl -s "http://127.0.0.1:$ws_admin/metrics" | awk '
-  /^edgeloop_ws_fanout_seconds_bucket/ { match($0, /le="[^"]*"/); k++; b[k] = substr($0, RSTART + 4, RLENGTH - 5); n[k] = $NF }
-  /^edgeloop_ws_fanout_seconds_count/ { tot = $NF }
-  END { for (i = 1; i <= k; i++) { if (!p50 && n[i] >= tot * .5) p50 = b[i]; if (!p99 && n[i] >= tot * .99) p99 = b[i] }
+  /^edgeloop_ws_fanout_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+    if (!(le in n)) { k++; b[k] = le }; n[le] += $NF }
+  /^edgeloop_ws_fanout_seconds_count/ { tot += $NF }
+  END { for (i = 1; i <= k; i++) { c = n[b[i]]; if (!p50 && c >= tot * .5) p50 = b[i]; if (!p99 && c >= tot * .99) p99 = b[i] }
         printf "server-side fanout p50 <= %ss p99 <= %ss (of %d writes)", p50, p99, tot }')
 ws_after=$( ((ws_workers > 1)) && echo "rss_kib $(ws_rss)" || "$ws_load" stats -admin "http://127.0.0.1:$ws_admin" -pid "$ws_pid")
 bench_log "fan-out: $ws_fan; $ws_srv; after: $ws_after"

@@ -124,6 +124,12 @@ func openConfigLists(dir string, maxEntries uint32) (*ebpf.Map, error) {
 	}
 	if err := m.Pin(path); err != nil {
 		m.Close()
+		if errors.Is(err, os.ErrExist) {
+			// Another process (a worker beside this one) pinned it first.
+			if m, err = ebpf.LoadPinnedMap(path, nil); err == nil {
+				return m, nil
+			}
+		}
 		return nil, fmt.Errorf("pin %s: %w", configListsPin, err)
 	}
 	return m, nil

@@ -97,9 +97,10 @@ func Load(cfg Config) (g *Guard, err error) {
 		}
 		return nil, fmt.Errorf("load guard: %w", err)
 	}
+	loaded := g // the error returns below set g to nil
 	defer func() {
 		if err != nil {
-			g.objs.Close()
+			loaded.objs.Close()
 		}
 	}()
 

@@ -244,3 +244,48 @@ func TestRestartDropsFormerConfigLists(t *testing.T) {
 	}
 	run(t, g, pkt{src: "203.0.113.7", dport: 80, flags: tcpSYN}.bytes(), xdpPass, Stats{Passed: 1})
 }
+
+// TestConfigListsConcurrent: workers starting together all open the one
+// pinned record of config entries, whoever pins it first.
+func TestConfigListsConcurrent(t *testing.T) {
+	requireBPF(t)
+	pin := testPinPath(t)
+	if err := ensurePinDir(pin); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			m, err := openConfigLists(pin, 64)
+			if err == nil {
+				m.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Errorf("openConfigLists beside others: %v", err)
+		}
+	}
+}
+
+// TestLoadFailsCleanly: an error after the programs are loaded (here the
+// config record's pin path taken by a directory) is returned, not a panic,
+// and releases what was loaded.
+func TestLoadFailsCleanly(t *testing.T) {
+	requireBPF(t)
+	pin := testPinPath(t)
+	if err := ensurePinDir(pin); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(pin, configListsPin), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(filepath.Join(pin, configListsPin)) })
+	g, err := Load(Config{Ports: []uint16{80}, PinPath: pin})
+	if err == nil {
+		g.Close()
+		t.Fatal("Load with the record's path taken: no error")
+	}
+}
