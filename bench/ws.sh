@@ -49,7 +49,9 @@ ws_pids() {
 }
 ws_rss() { for pid in $(ws_pids); do awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; done | awk '{s += $1} END {print s}'; }
 if ((ws_workers > 1)); then
+  ws_up=$((SECONDS + 30))
   until [ "$(curl -s "http://127.0.0.1:$ws_admin/workers" | grep -c '"state": *"running"')" -ge "$ws_workers" ]; do
+    ((SECONDS < ws_up)) || { echo "ws: the $ws_workers workers did not all run within 30 s" >&2; return 1; }
     sleep 0.5
   done
 fi
