@@ -33,6 +33,7 @@ admin: "127.0.0.1:$ws_admin"
 log: {level: warn, access: false}
 rate_limit: {rate: "off"}
 limits: {max_connections: 19900, max_connections_per_ip: 19900}
+guard: {mode: "off"}   # as in the other scenarios: XDP on lo would see every client packet too
 routes:
   - path: /ws/{channel}
     websocket: {max_conns: 100000, max_conns_per_ip: 20000, ping_interval: 10m, idle_timeout: 10m}
