@@ -19,7 +19,7 @@ func TestTCPKeepalive(t *testing.T) {
 	for _, transport := range []string{"standard", "netpoll"} {
 		for _, ka := range []string{"", "30s"} {
 			t.Run(transport+"/"+ka, func(t *testing.T) {
-				conf := "log: {access: false}\n"
+				conf := "log: {access: false}\nroutes:\n  - path: /ws/{channel}\n    websocket: {}\n  - path: /\n    root: embedded\n"
 				if ka != "" {
 					conf += "tune: {tcp_keepalive: " + ka + "}\n"
 				}
@@ -34,9 +34,17 @@ func TestTCPKeepalive(t *testing.T) {
 				if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(line, " 200 ") {
 					t.Fatalf("GET /: %q %v", line, err)
 				}
-				tr := serverTimer(t, p.addr, c.LocalAddr().(*net.TCPAddr).Port)
-				if want := map[string]string{"": "00", "30s": "02"}[ka]; tr != want {
+				want := map[string]string{"": "00", "30s": "02"}[ka]
+				if tr := serverTimer(t, p.addr, c.LocalAddr().(*net.TCPAddr).Port); tr != want {
 					t.Errorf("server side of an idle connection: timer %s, want %s (02 = keepalive)", tr, want)
+				}
+				// A WebSocket's socket is detached from hertz on a new
+				// descriptor (net.FileConn, which turns keepalive on): it
+				// keeps the listener's setting.
+				ws := mustWS(t, p.ws("/ws/room"))
+				waitOpen(t, p, "/ws/{channel}", 1)
+				if tr := serverTimer(t, p.addr, ws.NetConn().LocalAddr().(*net.TCPAddr).Port); tr != want {
+					t.Errorf("server side of an idle WebSocket: timer %s, want %s (02 = keepalive)", tr, want)
 				}
 			})
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/network"
 	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
 )
 
 // detach takes the TCP socket under a connection hertz has hijacked and
@@ -38,6 +39,7 @@ func detach(nc network.Conn) (net.Conn, error) {
 		}
 		pre = append([]byte(nil), b...)
 	}
+	ka, kaErr := getKeepAlive(tcp)
 	f, err := tcp.File()
 	if err != nil {
 		return nil, err
@@ -47,10 +49,74 @@ func detach(nc network.Conn) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// net.FileConn turns Go's 15 s TCP keepalive on for the socket, which
+	// edgeloop leaves as the listener set it (tune.tcp_keepalive): probes
+	// every 15 s to 100,000 idle WebSockets are load of their own, and
+	// under a connection storm the kernel aborted sockets whose probes it
+	// had dropped.
+	if tc, ok := c.(*net.TCPConn); ok && kaErr == nil {
+		_ = setKeepAlive(tc, ka)
+	}
 	if len(pre) > 0 {
 		return &prefixConn{Conn: c, pre: pre}, nil
 	}
 	return c, nil
+}
+
+// keepAlive is a socket's TCP keepalive settings.
+type keepAlive struct{ on, idle, intvl, cnt int }
+
+func getKeepAlive(c *net.TCPConn) (keepAlive, error) {
+	var ka keepAlive
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return ka, err
+	}
+	var gerr error
+	err = rc.Control(func(fd uintptr) {
+		get := func(level, opt int) int {
+			v, err := unix.GetsockoptInt(int(fd), level, opt)
+			if err != nil && gerr == nil {
+				gerr = err
+			}
+			return v
+		}
+		ka = keepAlive{
+			on:    get(unix.SOL_SOCKET, unix.SO_KEEPALIVE),
+			idle:  get(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE),
+			intvl: get(unix.IPPROTO_TCP, unix.TCP_KEEPINTVL),
+			cnt:   get(unix.IPPROTO_TCP, unix.TCP_KEEPCNT),
+		}
+	})
+	if err == nil {
+		err = gerr
+	}
+	return ka, err
+}
+
+func setKeepAlive(c *net.TCPConn, ka keepAlive) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		set := func(level, opt, v int) {
+			if err := unix.SetsockoptInt(int(fd), level, opt, v); err != nil && serr == nil {
+				serr = err
+			}
+		}
+		set(unix.SOL_SOCKET, unix.SO_KEEPALIVE, ka.on)
+		if ka.on != 0 {
+			set(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, ka.idle)
+			set(unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, ka.intvl)
+			set(unix.IPPROTO_TCP, unix.TCP_KEEPCNT, ka.cnt)
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	return err
 }
 
 var (
