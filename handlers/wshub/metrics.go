@@ -58,7 +58,7 @@ var (
 	}, []string{"route", "reason"})
 	metricFanout = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "edgeloop", Subsystem: "ws", Name: "fanout_seconds",
-		Help:    "Time from a publish to the message written to one subscriber's socket.",
+		Help: "Time from a publish to the message written to one subscriber's socket.",
 		// Fine around the 1 s a broadcast to every subscriber should take.
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, .75, 1, 1.5, 2.5, 5},
 	}, []string{"route"})
