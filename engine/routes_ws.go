@@ -29,13 +29,33 @@ type wsSet struct {
 	proxies []*wsProxy
 }
 
+// wsMount is what a hub and a proxy mount have in common: the route's
+// settings, whether this Server owns (and so shuts down) the hub or proxy,
+// and, until takeOver, the predecessor's mount it was taken from.
+type wsMount struct {
+	cfg   wshub.Config
+	owned atomic.Bool
+	from  *wsMount // nil when built fresh, and after takeOver
+}
+
+// take makes m the owner of what it mounted from its predecessor, and
+// reports whether it did.
+func (m *wsMount) take() bool {
+	from := m.from
+	m.from = nil
+	if from == nil || !from.owned.Swap(false) {
+		return false
+	}
+	m.owned.Store(true)
+	return true
+}
+
 // wsHub is a pub/sub route's Hub as mounted by one Server.
 type wsHub struct {
 	*wshub.Hub
-	cfg        wshub.Config
+	wsMount
 	notify     string // Postgres NOTIFY channel feeding it, if any
 	maxMessage int
-	owned      atomic.Bool // this Server shuts the hub down
 }
 
 // Close shuts the hub down if this Server still owns it.
@@ -49,8 +69,7 @@ func (m *wsHub) Close() error {
 // wsProxy is a WebSocket proxy route's Proxy as mounted by one Server.
 type wsProxy struct {
 	*wshub.Proxy
-	cfg   wshub.Config
-	owned atomic.Bool
+	wsMount
 }
 
 // Close shuts the proxy down if this Server still owns it.
@@ -96,9 +115,9 @@ func wsConfig(rc Route) wshub.Config {
 // predecessor's hub when the route is unchanged.
 func (s *Server) buildPubSub(rc Route) (routeHandler, error) {
 	cfg := wsConfig(rc)
-	m := &wsHub{cfg: cfg, notify: rc.WebSocket.NotifyChannel, maxMessage: int(rc.WebSocket.MaxMessage)}
+	m := &wsHub{wsMount: wsMount{cfg: cfg}, notify: rc.WebSocket.NotifyChannel, maxMessage: int(rc.WebSocket.MaxMessage)}
 	if old := s.prev.ownedHub(cfg, m.notify); old != nil {
-		m.Hub = old.Hub // owned from takeOver on
+		m.Hub, m.from = old.Hub, &old.wsMount // owned from takeOver on
 	} else {
 		h, err := wshub.NewHub(cfg)
 		if err != nil {
@@ -116,9 +135,9 @@ func (s *Server) buildPubSub(rc Route) (routeHandler, error) {
 // the predecessor's proxy when the route is unchanged.
 func (s *Server) buildWSProxy(rc Route) (routeHandler, error) {
 	cfg := wsConfig(rc)
-	m := &wsProxy{cfg: cfg}
+	m := &wsProxy{wsMount: wsMount{cfg: cfg}}
 	if old := s.prev.ownedProxy(cfg); old != nil {
-		m.Proxy = old.Proxy
+		m.Proxy, m.from = old.Proxy, &old.wsMount
 	} else {
 		p, err := wshub.NewProxy(cfg)
 		if err != nil {
@@ -186,30 +205,21 @@ func (s *Server) takeOver() int {
 		s.log.Info("reload kept the response cache")
 	}
 	set := s.wsSet()
-	kept := 0
+	kept := func(m *wsMount, conns int) int {
+		if !m.take() {
+			return 0
+		}
+		s.log.Info("reload kept websocket connections", "route", m.cfg.Route, "conns", conns)
+		return conns
+	}
+	n := 0
 	for _, h := range set.hubs {
-		if h.owned.Load() {
-			continue
-		}
-		if old := prev.ownedHub(h.cfg, h.notify); old != nil && old.Hub == h.Hub {
-			old.owned.Store(false)
-			h.owned.Store(true)
-			kept += h.Conns()
-			s.log.Info("reload kept websocket connections", "route", h.cfg.Route, "conns", h.Conns())
-		}
+		n += kept(&h.wsMount, h.Conns())
 	}
 	for _, p := range set.proxies {
-		if p.owned.Load() {
-			continue
-		}
-		if old := prev.ownedProxy(p.cfg); old != nil && old.Proxy == p.Proxy {
-			old.owned.Store(false)
-			p.owned.Store(true)
-			kept += p.Conns()
-			s.log.Info("reload kept websocket connections", "route", p.cfg.Route, "conns", p.Conns())
-		}
+		n += kept(&p.wsMount, p.Conns())
 	}
-	return kept
+	return n
 }
 
 // closeWS sends close 1001 (going away) with a jittered reconnect hint to
