@@ -109,6 +109,12 @@ type TuneConfig struct {
 	// TCPKeepalive turns TCP keepalive on for client connections with this
 	// idle time and probe interval. Zero: off (nginx's default).
 	TCPKeepalive Duration `yaml:"tcp_keepalive"`
+	// WakeOrder is the order in which the standard transport serves
+	// connections that became readable together: arrival (as an event
+	// loop does), runtime (Go's netpoller: reversed each round), or auto
+	// (arrival when the process has one scheduler slot, GOMAXPROCS=1, as
+	// workers and pinned servers do). If empty, auto.
+	WakeOrder string `yaml:"wake_order"`
 }
 
 // DatabaseConfig is the Postgres pool of the query routes.

@@ -149,6 +149,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad guard mode", "guard: {mode: turbo}\n", 0, `guard.mode "turbo"`},
 		{"bad workers", "workers: many\n", 1, `want a number or auto`},
 		{"bad profile", "tune: {profile: fastest}\n", 0, `tune.profile "fastest"`},
+		{"bad wake order", "tune: {wake_order: lifo}\n", 0, `tune.wake_order "lifo"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

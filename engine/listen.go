@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/edgeloop/edgeloop/internal/fairpoll"
 	"github.com/edgeloop/edgeloop/tune"
 )
 
@@ -314,6 +315,9 @@ type trackingListener struct {
 	writeTimeout time.Duration
 	set          *connSet[*trackedConn]
 	refuse       func(net.Addr) bool // the user-space guard (guard.go); may be nil
+	// arrival: read through fairpoll, serving connections that became
+	// readable together in the order their data arrived (tune.wake_order).
+	arrival bool
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
@@ -333,6 +337,9 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		_ = c.SetReadDeadline(time.Now().Add(l.readTimeout))
 	}
 	tc := &trackedConn{Conn: c, writeTimeout: l.writeTimeout, set: l.set, accepted: time.Now()}
+	if l.arrival {
+		tc.fr = fairpoll.NewReader(innerConn(c))
+	}
 	l.set.add(tc)
 	return tc, nil
 }
@@ -427,11 +434,16 @@ type trackedConn struct {
 	// moment request bytes arrive until the response is written. A
 	// connection reading with nothing pending is idle between requests.
 	reading, pending atomic.Bool
+	fr               *fairpoll.Reader // reads the socket when not nil
 }
 
-func (c *trackedConn) Read(p []byte) (int, error) {
+func (c *trackedConn) Read(p []byte) (n int, err error) {
 	c.reading.Store(true)
-	n, err := c.Conn.Read(p)
+	if c.fr != nil {
+		n, err = c.fr.Read(p)
+	} else {
+		n, err = c.Conn.Read(p)
+	}
 	c.reading.Store(false)
 	if n > 0 {
 		c.pending.Store(true)
@@ -468,6 +480,17 @@ func (c *trackedConn) idle() bool {
 // newConnGrace is how long a connection without a request is left alone at
 // shutdown; closeIdleWait bounds the whole wait.
 const newConnGrace = time.Second
+
+// innerConn unwraps c (NetConn methods) down to the socket's connection.
+func innerConn(c net.Conn) net.Conn {
+	for {
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return c
+		}
+		c = u.NetConn()
+	}
+}
 
 // unreadBytes returns the bytes waiting in the socket's receive queue
 // (SIOCINQ), or 0 when the connection has no socket to ask.

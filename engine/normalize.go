@@ -476,5 +476,12 @@ func (c *Config) normalizeFeatures() error {
 	default:
 		return c.errf(0, "tune.profile %q: want balanced, throughput or latency", c.Tune.Profile)
 	}
+	switch c.Tune.WakeOrder {
+	case "":
+		c.Tune.WakeOrder = "auto"
+	case "auto", "arrival", "runtime":
+	default:
+		return c.errf(0, "tune.wake_order %q: want auto, arrival or runtime", c.Tune.WakeOrder)
+	}
 	return nil
 }

@@ -107,6 +107,7 @@ func (s *Server) buildProxy(rc Route) (routeHandler, error) {
 			MaxConns:     u.MaxConnsPerHost,
 			IdleTimeout:  u.IdleTimeout.D(),
 			DialTimeout:  u.DialTimeout.D(),
+			ArrivalOrder: s.arrivalOrder(),
 		},
 	}
 	if err := s.withCache(&pc, rc); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/edgeloop/edgeloop/cache"
 	"github.com/edgeloop/edgeloop/engine/compress"
 	"github.com/edgeloop/edgeloop/engine/limit"
+	"github.com/edgeloop/edgeloop/internal/fairpoll"
 )
 
 // Server is one edgeloop serving process: its public listeners, the
@@ -206,7 +207,7 @@ func (s *Server) Run(ctx context.Context) error {
 		h := s.newHertz(ln)
 		s.hertz = append(s.hertz, h)
 		go func() { errc <- h.Run() }()
-		s.log.Info("listening", "addr", ln.Addr().String(), "transport", s.cfg.Transport)
+		s.log.Info("listening", "addr", ln.Addr().String(), "transport", s.cfg.Transport, "wake_order", s.wakeOrder())
 	}
 	if s.adminLn != nil {
 		s.admin = s.newAdmin()
@@ -258,7 +259,8 @@ func (s *Server) newHertz(ln net.Listener) *server.Hertz {
 			server.WithListener(&trackingListener{
 				Listener: s.conns.Listener(keepAliveListener{ln, s.cfg.Tune.TCPKeepalive.D()}), set: set,
 				readTimeout: t.Read.D(), writeTimeout: t.Write.D(),
-				refuse: s.guardRefusesAddr,
+				refuse:  s.guardRefusesAddr,
+				arrival: s.arrivalOrder(),
 			}))
 	}
 	h := server.New(opts...)
@@ -335,4 +337,27 @@ func (s *Server) shutdown() {
 	s.closeCache()
 	s.closeGuard()
 	s.log.Info("stopped", "inflight_left", s.inflight.Load())
+}
+
+// wakeOrder names the order in effect: arrival or runtime.
+func (s *Server) wakeOrder() string {
+	if s.arrivalOrder() {
+		return "arrival"
+	}
+	return "runtime"
+}
+
+// arrivalOrder reports whether connections are read through fairpoll, in
+// the order their data arrived (tune.wake_order), on the standard transport.
+func (s *Server) arrivalOrder() bool {
+	if s.cfg.Transport == "netpoll" {
+		return false
+	}
+	switch s.cfg.Tune.WakeOrder {
+	case "arrival":
+		return true
+	case "runtime":
+		return false
+	}
+	return fairpoll.Enabled()
 }

@@ -3,12 +3,15 @@ package pool
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgeloop/edgeloop/internal/fairpoll"
 )
 
 // Upstream is a keep-alive pool of HTTP/1.1 connections to one host:port.
@@ -163,7 +166,13 @@ func (u *Upstream) dial(ctx context.Context) (*Conn, error) {
 	}
 	u.open.Add(1)
 	u.mOpen.Inc()
-	c := &Conn{up: u, nc: nc, br: bufio.NewReaderSize(nc, readBufSize), bw: bufio.NewWriterSize(nc, writeBufSize)}
+	var rd io.Reader = nc
+	if u.cfg.ArrivalOrder {
+		if fr := fairpoll.NewReader(nc); fr != nil {
+			rd = fr
+		}
+	}
+	c := &Conn{up: u, nc: nc, br: bufio.NewReaderSize(rd, readBufSize), bw: bufio.NewWriterSize(nc, writeBufSize)}
 	c.body.c = c
 	return c, nil
 }

@@ -135,12 +135,14 @@ func testPerIPConnectionCap(t *testing.T, transport string) {
 // another client from being served.
 func TestSlowloris(t *testing.T) {
 	for _, transport := range []string{"standard", "netpoll"} {
-		t.Run(transport, func(t *testing.T) { testSlowloris(t, transport) })
+		t.Run(transport, func(t *testing.T) { testSlowloris(t, transport, "") })
 	}
+	// The standard transport reading in arrival order (tune.wake_order).
+	t.Run("standard-arrival", func(t *testing.T) { testSlowloris(t, "standard", "tune: {wake_order: arrival}\n") })
 }
 
-func testSlowloris(t *testing.T, transport string) {
-	cfg := writeFile(t, "s.yaml", "limits:\n  max_connections_per_ip: -1\ntimeouts:\n  read: 4s\n")
+func testSlowloris(t *testing.T, transport, extra string) {
+	cfg := writeFile(t, "s.yaml", "limits:\n  max_connections_per_ip: -1\ntimeouts:\n  read: 4s\n"+extra)
 	p := start(t, "--config", cfg, "--transport", transport)
 	const n = 1000
 	var mu sync.Mutex

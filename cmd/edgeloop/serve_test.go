@@ -255,11 +255,14 @@ func TestAdminEndpoints(t *testing.T) {
 // new connections are refused, and the process exits 0.
 func TestGracefulShutdown(t *testing.T) {
 	for _, transport := range []string{"standard", "netpoll"} {
-		t.Run(transport, func(t *testing.T) { testGracefulShutdown(t, transport) })
+		t.Run(transport, func(t *testing.T) { testGracefulShutdown(t, transport, nil) })
 	}
+	// One scheduler slot: the standard transport reads in arrival order
+	// (tune.wake_order auto).
+	t.Run("standard-gomaxprocs1", func(t *testing.T) { testGracefulShutdown(t, "standard", []string{"GOMAXPROCS=1"}) })
 }
 
-func testGracefulShutdown(t *testing.T, transport string) {
+func testGracefulShutdown(t *testing.T, transport string, env []string) {
 	// Two requests are in flight when SIGTERM arrives: one waiting for its
 	// origin, one streaming a large body that takes a while to write.
 	const streamed = 64 << 20
@@ -275,7 +278,7 @@ func testGracefulShutdown(t *testing.T, transport string) {
 		time.Sleep(700 * time.Millisecond)
 		fmt.Fprint(w, "finished")
 	})
-	p := start(t, "--upstream", o.URL, "--transport", transport)
+	p := startEnv(t, env, "--upstream", o.URL, "--transport", transport)
 	// An idle keep-alive connection must not hold the shutdown up.
 	idle := client()
 	if resp, _ := get(t, idle, p.url("/idle")); resp.StatusCode != 200 {

@@ -1,0 +1,207 @@
+// Package fairpoll serves connections in the order their data arrived.
+//
+// Go's netpoller hands the goroutines it finds ready to the scheduler in the
+// reverse of the order epoll reported them (runtime.netpoll pushes each one
+// onto the head of a list, and the scheduler runs the list head first). A
+// server with one scheduler slot (GOMAXPROCS=1) that is busy therefore
+// answers the connection whose request arrived last first, and the one whose
+// request arrived first last; the next round reverses again. Under a steady
+// load of N connections every request waits anywhere between nothing and two
+// rounds instead of one round each, so the 99th percentile latency is about
+// twice what an event loop like nginx's, which serves in arrival order, shows
+// at the same throughput. Measured on a 2-CPU VM (server on one CPU, wrk with
+// 64 connections on the other, plain Go server answering 1 KiB): p99 2.2–2.3
+// ms in runtime order, 1.2–1.5 ms with this package, and ~4% more requests/s.
+//
+// A Reader restores arrival order. It reads with syscall.RawConn so it can
+// tell a read that found data at once from one that had to wait for the
+// netpoller. Readers that waited join a batch: the first to run (the last to
+// arrive) leads it, yields so that the rest of the same netpoll round can
+// join, then wakes them in arrival order and takes its own turn last. A
+// read that finds data at once does not join, and a lone reader only yields
+// once. The batch is process-wide; ordering is best with one scheduler slot,
+// which is what Enabled reports by default.
+package fairpoll
+
+import (
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+)
+
+// batch gathers the readers woken by one netpoll round. Safe for
+// concurrent use.
+type batch struct {
+	mu      sync.Mutex
+	waiting []*Reader // in the order they joined: the reverse of arrival
+	spare   []*Reader // a drained waiting slice, reused
+	leading bool      // a leader is collecting waiting
+}
+
+var (
+	round batch
+	// absorb is a goroutine parked on a channel: readying it last puts it
+	// in the scheduler's run-next slot, so the readers woken before it keep
+	// their order in the run queue (see lead).
+	absorb     = make(chan struct{}, 1)
+	absorbOnce sync.Once
+)
+
+// Reader reads one TCP connection. Read is not safe for concurrent use (a
+// net.Conn's reads are serialised by its user anyway).
+type Reader struct {
+	rc   syscall.RawConn
+	conn net.Conn // for the addresses in errors
+	fn   func(fd uintptr) bool
+
+	// State of the read in progress, used by fn.
+	p     []byte
+	n     int
+	errno error
+	calls int
+
+	turn chan struct{} // a leader's go-ahead
+	then *Reader       // whom to wake after taking the turn (the leader)
+}
+
+// NewReader returns a Reader for c, which must be a *net.TCPConn (or
+// another connection with a pollable socket), or nil if c has none.
+func NewReader(c net.Conn) *Reader {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	absorbOnce.Do(func() {
+		go func() {
+			for range absorb { //nolint:revive // parks between wake-ups on purpose
+			}
+		}()
+	})
+	r := &Reader{rc: rc, conn: c, turn: make(chan struct{}, 1)}
+	r.fn = r.readFD
+	return r
+}
+
+// readFD is the RawConn callback: one read(2). It reports false (wait for
+// the netpoller) on EAGAIN.
+func (r *Reader) readFD(fd uintptr) bool {
+	r.calls++
+	for {
+		n, err := syscall.Read(int(fd), r.p)
+		switch err {
+		case nil:
+			r.n, r.errno = n, nil
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.n, r.errno = 0, err
+			return true
+		}
+	}
+}
+
+// Read reads into p like net.Conn's Read: io.EOF at the end of the stream,
+// a *net.OpError otherwise, deadlines honoured.
+func (r *Reader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.p, r.calls = p, 0
+	err := r.rc.Read(r.fn)
+	r.p = nil
+	if err != nil { // deadline, closed: already a *net.OpError
+		return 0, err
+	}
+	if r.errno != nil {
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: r.conn.LocalAddr(),
+			Addr: r.conn.RemoteAddr(), Err: os.NewSyscallError("read", r.errno)}
+	}
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	if r.calls > 1 { // waited for the netpoller: take a turn in arrival order
+		r.join()
+	}
+	return r.n, nil
+}
+
+// join enters the current batch and returns when it is this reader's turn.
+func (r *Reader) join() {
+	round.mu.Lock()
+	round.waiting = append(round.waiting, r)
+	lead := !round.leading
+	round.leading = true
+	round.mu.Unlock()
+	if lead {
+		r.lead()
+		return
+	}
+	<-r.turn
+	if l := r.then; l != nil {
+		// Last of the batch but the leader: the leader becomes the
+		// run-next goroutine and takes its turn once this one blocks.
+		r.then = nil
+		l.turn <- struct{}{}
+	}
+}
+
+// lead runs a batch: the leader was the first of a netpoll round to run, so
+// its data arrived last. It yields (to the global run queue, which the
+// scheduler takes from once the local queue, where the rest of the round
+// is, has run) until no one else joins, then wakes the others from first
+// arrived to last and takes its turn after them.
+func (r *Reader) lead() {
+	var w []*Reader
+	for n := 1; ; {
+		runtime.Gosched()
+		round.mu.Lock()
+		if len(round.waiting) == n { // the round is in
+			w = round.waiting
+			round.waiting, round.spare = round.spare, nil
+			round.leading = false
+			round.mu.Unlock()
+			break
+		}
+		// The scheduler takes from the global queue every 61st turn,
+		// which can come before the round has run: yield again.
+		n = len(round.waiting)
+		round.mu.Unlock()
+	}
+	if len(w) > 1 {
+		// w[0] is r. Waking a goroutine puts it in the run-next slot and
+		// moves the one there to the tail of the run queue: wake w[n-1]
+		// (first arrived) to w[1], then the absorber, and the queue runs
+		// them in arrival order. w[1] wakes r when its turn comes.
+		w[1].then = r
+		for i := len(w) - 1; i >= 1; i-- {
+			w[i].turn <- struct{}{}
+		}
+		select {
+		case absorb <- struct{}{}:
+		default:
+		}
+	}
+	clear(w)
+	round.mu.Lock()
+	if round.spare == nil {
+		round.spare = w[:0]
+	}
+	round.mu.Unlock()
+	if len(w) > 1 {
+		<-r.turn
+	}
+}
+
+// Enabled reports whether readers should restore arrival order by default:
+// with one scheduler slot, where the order is the runtime's alone.
+func Enabled() bool { return runtime.GOMAXPROCS(0) == 1 }
