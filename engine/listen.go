@@ -339,6 +339,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	tc := &trackedConn{Conn: c, writeTimeout: l.writeTimeout, set: l.set, accepted: time.Now()}
 	if l.arrival {
 		tc.fr = fairpoll.NewReader(innerConn(c))
+		tc.fw = fairpoll.NewWriter(innerConn(c))
 	}
 	l.set.add(tc)
 	return tc, nil
@@ -435,6 +436,7 @@ type trackedConn struct {
 	// connection reading with nothing pending is idle between requests.
 	reading, pending atomic.Bool
 	fr               *fairpoll.Reader // reads the socket when not nil
+	fw               *fairpoll.Writer // writes the socket when not nil
 }
 
 func (c *trackedConn) Read(p []byte) (n int, err error) {
@@ -455,7 +457,13 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	if c.writeTimeout > 0 {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	n, err := c.Conn.Write(p)
+	var n int
+	var err error
+	if c.fw != nil {
+		n, err = c.fw.Write(p)
+	} else {
+		n, err = c.Conn.Write(p)
+	}
 	c.pending.Store(false)
 	c.served.Store(true)
 	return n, err

@@ -167,12 +167,16 @@ func (u *Upstream) dial(ctx context.Context) (*Conn, error) {
 	u.open.Add(1)
 	u.mOpen.Inc()
 	var rd io.Reader = nc
+	var wr io.Writer = nc
 	if u.cfg.ArrivalOrder {
 		if fr := fairpoll.NewReader(nc); fr != nil {
 			rd = fr
 		}
+		if fw := fairpoll.NewWriter(nc); fw != nil {
+			wr = fw
+		}
 	}
-	c := &Conn{up: u, nc: nc, br: bufio.NewReaderSize(rd, readBufSize), bw: bufio.NewWriterSize(nc, writeBufSize)}
+	c := &Conn{up: u, nc: nc, br: bufio.NewReaderSize(rd, readBufSize), bw: bufio.NewWriterSize(wr, writeBufSize)}
 	c.body.c = c
 	return c, nil
 }

@@ -19,8 +19,15 @@
 // arrive) leads it, yields so that the rest of the same netpoll round can
 // join, then wakes them in arrival order and takes its own turn last. A
 // read that finds data at once does not join, and a lone reader only yields
-// once. The batch is process-wide; ordering is best with one scheduler slot,
+// twice. The batch is process-wide; ordering is best with one scheduler slot,
 // which is what Enabled reports by default.
+//
+// Readers and Writers also make their read(2) and write(2) calls on the
+// non-blocking socket without telling the scheduler (RawSyscall): a call
+// the scheduler knows about lets the runtime's monitor hand the only slot
+// to another OS thread when it runs over 20 µs, which a loopback write does
+// (it runs the receiver's side of TCP too), and a process pinned to one CPU
+// then has two threads taking turns on it under the kernel's scheduler.
 package fairpoll
 
 import (
@@ -30,6 +37,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // batch gathers the readers woken by one netpoll round. Safe for
@@ -94,9 +102,9 @@ func NewReader(c net.Conn) *Reader {
 func (r *Reader) readFD(fd uintptr) bool {
 	r.calls++
 	for {
-		n, err := syscall.Read(int(fd), r.p)
-		switch err {
-		case nil:
+		n, errno := rawRead(int(fd), r.p)
+		switch errno {
+		case 0:
 			r.n, r.errno = n, nil
 			return true
 		case syscall.EINTR:
@@ -104,10 +112,30 @@ func (r *Reader) readFD(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false
 		default:
-			r.n, r.errno = 0, err
+			r.n, r.errno = 0, errno
 			return true
 		}
 	}
+}
+
+// rawRead is read(2) on a non-blocking socket without telling the
+// scheduler (RawSyscall), see rawWrite.
+func rawRead(fd int, p []byte) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), e
+}
+
+// rawWrite is write(2) on a non-blocking socket without telling the
+// scheduler. A syscall the scheduler knows about (syscall.Write) lets the
+// runtime's monitor hand the only scheduler slot to another OS thread when
+// the call takes over 20 µs — on loopback a write runs the receiver's side
+// of TCP too — and with the process pinned to one CPU the two threads then
+// share it under the kernel's scheduler, which stalls requests for
+// milliseconds. A non-blocking socket call never blocks, so it may as well
+// keep the slot.
+func rawWrite(fd int, p []byte) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), e
 }
 
 // Read reads into p like net.Conn's Read: io.EOF at the end of the stream,
@@ -162,19 +190,22 @@ func (r *Reader) join() {
 // arrived to last and takes its turn after them.
 func (r *Reader) lead() {
 	var w []*Reader
-	for n := 1; ; {
+	for n, quiet := 1, 0; ; {
 		runtime.Gosched()
 		round.mu.Lock()
-		if len(round.waiting) == n { // the round is in
+		if len(round.waiting) != n {
+			n, quiet = len(round.waiting), 0
+		} else if quiet++; quiet == 2 {
+			// Two yields in a row without a newcomer: the round is in.
+			// (One is not enough: every 61st turn the scheduler takes
+			// from the global queue first, which can be this leader
+			// before the rest of the round has run.)
 			w = round.waiting
 			round.waiting, round.spare = round.spare, nil
 			round.leading = false
 			round.mu.Unlock()
 			break
 		}
-		// The scheduler takes from the global queue every 61st turn,
-		// which can come before the round has run: yield again.
-		n = len(round.waiting)
 		round.mu.Unlock()
 	}
 	if len(w) > 1 {
@@ -200,6 +231,70 @@ func (r *Reader) lead() {
 	if len(w) > 1 {
 		<-r.turn
 	}
+}
+
+// Writer writes one TCP connection without handing the scheduler slot away
+// during the write (see rawWrite). Write is not safe for concurrent use.
+type Writer struct {
+	rc   syscall.RawConn
+	conn net.Conn
+	fn   func(fd uintptr) bool
+
+	p     []byte
+	n     int
+	errno error
+}
+
+// NewWriter returns a Writer for c, or nil if c has no pollable socket.
+func NewWriter(c net.Conn) *Writer {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	w := &Writer{rc: rc, conn: c}
+	w.fn = w.writeFD
+	return w
+}
+
+func (w *Writer) writeFD(fd uintptr) bool {
+	for w.n < len(w.p) {
+		n, errno := rawWrite(int(fd), w.p[w.n:])
+		switch errno {
+		case 0:
+			w.n += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.errno = errno
+			return true
+		}
+	}
+	return true
+}
+
+// Write writes all of p like net.Conn's Write: a *net.OpError on failure,
+// deadlines honoured.
+func (w *Writer) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	w.p, w.n, w.errno = p, 0, nil
+	err := w.rc.Write(w.fn)
+	n := w.n
+	w.p = nil
+	if err != nil {
+		return n, err
+	}
+	if w.errno != nil {
+		return n, &net.OpError{Op: "write", Net: "tcp", Source: w.conn.LocalAddr(),
+			Addr: w.conn.RemoteAddr(), Err: os.NewSyscallError("write", w.errno)}
+	}
+	return n, nil
 }
 
 // Enabled reports whether readers should restore arrival order by default:

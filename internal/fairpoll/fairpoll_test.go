@@ -135,8 +135,11 @@ func serveOrder(t *testing.T, srv, cli []net.Conn, fair bool) []int {
 		}()
 	}
 	time.Sleep(100 * time.Millisecond) // every reader parked in the netpoller
+	// Writes that keep the scheduler slot (Writer), so that no other
+	// thread polls the network halfway through and every reader wakes in
+	// the same netpoll round.
 	for _, c := range cli {
-		if _, err := c.Write([]byte{1}); err != nil {
+		if _, err := NewWriter(c).Write([]byte{1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,5 +171,62 @@ func TestArrivalOrder(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("round %d: served in %v, want arrival order %v", round, got, want)
 		}
+	}
+}
+
+func TestWriteSemantics(t *testing.T) {
+	srv, cli := pairs(t, 1)
+	w := NewWriter(srv[0])
+	if w == nil {
+		t.Fatal("NewWriter returned nil for a *net.TCPConn")
+	}
+	if n, err := w.Write(nil); n != 0 || err != nil {
+		t.Fatalf("Write(nil) = %d, %v", n, err)
+	}
+
+	// More than the socket buffers hold: the writer waits for the reader.
+	big := make([]byte, 8<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(cli[0], int64(len(big))))
+		got <- b
+	}()
+	if n, err := w.Write(big); n != len(big) || err != nil {
+		t.Fatalf("Write(8 MiB) = %d, %v", n, err)
+	}
+	if b := <-got; !slices.Equal(b, big) {
+		t.Fatalf("reader got %d bytes, not what was written", len(b))
+	}
+
+	// A deadline with nobody reading gives a timeout and the count
+	// written (more than the socket buffers can take).
+	huge := make([]byte, 64<<20)
+	srv[0].SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	n, err := w.Write(huge)
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n >= len(huge) {
+		t.Fatalf("Write past the deadline = %d, %v; want a timeout", n, err)
+	}
+	srv[0].SetWriteDeadline(time.Time{})
+
+	// The peer gone: an *net.OpError for write (EPIPE or ECONNRESET).
+	cli[0].(*net.TCPConn).SetLinger(0)
+	cli[0].Close()
+	time.Sleep(20 * time.Millisecond)
+	var oe *net.OpError
+	for range 3 {
+		if _, err = w.Write([]byte("x")); err != nil {
+			break
+		}
+	}
+	if !errors.As(err, &oe) || oe.Op != "write" {
+		t.Fatalf("Write to a closed peer = %v (%T), want a *net.OpError for write", err, err)
+	}
+
+	srv[0].Close()
+	if _, err := w.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write on a closed connection = %v, want net.ErrClosed", err)
 	}
 }
