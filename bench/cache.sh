@@ -128,6 +128,8 @@ cache_main() {
   for u in "$cache_origin" "$cache_nginx" "$cache_varnish" "$cache_el"; do
     wait_http "http://127.0.0.1:$u/" 20 || return 1
   done
+  # Each server is measured alone on the server CPU, the others paused (lib.sh).
+  BENCH_SOLO=([el-]=el-c [nginx-]=nginx-c [varnish-]=varnish)
 
   local el="http://127.0.0.1:$cache_el" ng="http://127.0.0.1:$cache_nginx" vn="http://127.0.0.1:$cache_varnish"
   local p1k="/bytes/1024?cc=max-age%3D3600" p64k="/bytes/65536?cc=max-age%3D3600"

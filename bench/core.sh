@@ -87,6 +87,9 @@ core_main() {
   for ((u = 0; u <= 6; u++)); do
     wait_http "http://127.0.0.1:$((core_port + u))/" 15 || return 1
   done
+  # Each server is measured alone on the server CPU, the others paused (lib.sh).
+  BENCH_SOLO=([el-]=el [nginx-]=nginx [netpoll-]=el-np [standard-]=el-std
+    [netpoll-g2]=el-np-g2 [standard-g2]=el-std-g2)
   for ((u = 1; u <= 6; u++)); do
     core_check "http://127.0.0.1:$((core_port + u))/bytes/1024" || return 1
     core_check "http://127.0.0.1:$((core_port + u))/1k.txt" || return 1

@@ -19,7 +19,8 @@
 #                                to $BENCH_OUT/results.tsv (errors: socket errors plus non-2xx/3xx)
 #   ab_rounds ROUNDS CONNS DURATION LABEL_A URL_A LABEL_B URL_B
 #                                alternating A/B wrk rounds (A,B then B,A ...), after one unrecorded
-#                                1 s warm-up of each
+#                                1 s warm-up of each; each server alone on SERVER_CPU when the
+#                                scenario maps labels to servers in BENCH_SOLO (see below)
 #   report LABEL_A LABEL_B       prints the medians of both and the ratios A/B (rps, p99) as a table
 #                                row, and appends the row to $BENCH_OUT/report.txt
 #   need_free_ports PORT...      fails when something already listens on one of these loopback ports
@@ -42,6 +43,14 @@ export BENCH_OUT SERVER_CPU CLIENT_CPU BENCH_NICE
 
 declare -gA BENCH_PIDS=()
 declare -ga BENCH_CLEANUP=()
+# BENCH_SOLO maps a result label prefix to the start_bg name of the server that label
+# measures (e.g. [el-hit]=el-c [nginx-hit]=nginx-c). When a scenario fills it, ab_rounds
+# runs each server alone on SERVER_CPU: the other servers in the map are paused
+# (SIGSTOP to their PIDs and their children's) during its rounds and resumed after.
+# Idle servers pinned to the same CPU are not idle to the one measured: their timers
+# and threads wake on its CPU (seen: edgeloop's paced p99 6-15 ms with four idle Go
+# servers beside it, 2.2-4.7 ms alone).
+declare -gA BENCH_SOLO=()
 
 bench_log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -75,10 +84,57 @@ start_bg() {
   bench_log "started $name (pid $!, cpu $cpu): $*"
 }
 
+# _bench_tree PID prints PID and its descendants' PIDs.
+_bench_tree() {
+  local c
+  echo "$1"
+  for c in $(pgrep -P "$1" 2>/dev/null); do
+    _bench_tree "$c"
+  done
+}
+
+# _bench_signal SIG NAME sends SIG to the process started as NAME and to its children.
+_bench_signal() {
+  local pid=${BENCH_PIDS[$2]:-} p
+  [ -n "$pid" ] || return 0
+  for p in $(_bench_tree "$pid"); do
+    kill "-$1" "$p" 2>/dev/null || true
+  done
+}
+
+# bench_solo LABEL resumes the server LABEL measures (the longest BENCH_SOLO prefix of
+# LABEL) and pauses the other servers of BENCH_SOLO. No-op when BENCH_SOLO is empty or no
+# prefix matches.
+bench_solo() {
+  local label=$1 k best="" name
+  [ ${#BENCH_SOLO[@]} -gt 0 ] || return 0
+  for k in "${!BENCH_SOLO[@]}"; do
+    if [[ $label == "$k"* ]] && [ ${#k} -gt ${#best} ]; then best=$k; fi
+  done
+  [ -n "$best" ] || return 0
+  for name in $(printf '%s\n' "${BENCH_SOLO[@]}" | sort -u); do
+    if [ "$name" = "${BENCH_SOLO[$best]}" ]; then
+      _bench_signal CONT "$name"
+    else
+      _bench_signal STOP "$name"
+    fi
+  done
+  sleep 0.2 # let the resumed server catch up on its timers before it is measured
+}
+
+# bench_resume_all resumes every server paused by bench_solo.
+bench_resume_all() {
+  local name
+  for name in "${BENCH_SOLO[@]}"; do
+    _bench_signal CONT "$name"
+  done
+}
+
 stop_bg() {
   local name=$1 pid i
   pid=${BENCH_PIDS[$name]:-}
   [ -n "$pid" ] || return 0
+  _bench_signal CONT "$name" # a paused process would not act on SIGTERM
   unset 'BENCH_PIDS[$name]'
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
@@ -188,17 +244,22 @@ ab_rounds() {
   _bench_loopback "$ua" && _bench_loopback "$ub" || return 1
   # Warm-up: fill pools and caches, settle the CPU frequency; not recorded.
   # BENCH_WRK_EXTRA (e.g. "-s pace.lua") applies to every wrk run.
+  bench_solo "$la"
   nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU" timeout -k 5 20 wrk -t1 -c"$conns" -d1s ${BENCH_WRK_EXTRA:-} "$ua" >/dev/null 2>&1 || true
+  bench_solo "$lb"
   nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU" timeout -k 5 20 wrk -t1 -c"$conns" -d1s ${BENCH_WRK_EXTRA:-} "$ub" >/dev/null 2>&1 || true
+  local rc=0
   for ((i = 1; i <= rounds; i++)); do
     if ((i % 2)); then
-      wrk_run "$la" "$ua" "$conns" "$dur" || return 1
-      wrk_run "$lb" "$ub" "$conns" "$dur" || return 1
+      bench_solo "$la" && wrk_run "$la" "$ua" "$conns" "$dur" || { rc=1; break; }
+      bench_solo "$lb" && wrk_run "$lb" "$ub" "$conns" "$dur" || { rc=1; break; }
     else
-      wrk_run "$lb" "$ub" "$conns" "$dur" || return 1
-      wrk_run "$la" "$ua" "$conns" "$dur" || return 1
+      bench_solo "$lb" && wrk_run "$lb" "$ub" "$conns" "$dur" || { rc=1; break; }
+      bench_solo "$la" && wrk_run "$la" "$ua" "$conns" "$dur" || { rc=1; break; }
     fi
   done
+  bench_resume_all
+  return $rc
 }
 
 # _bench_median LABEL COLUMN prints the median of a results.tsv column for LABEL.
