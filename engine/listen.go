@@ -437,6 +437,11 @@ type trackedConn struct {
 	reading, pending atomic.Bool
 	fr               *fairpoll.Reader // reads the socket when not nil
 	fw               *fairpoll.Writer // writes the socket when not nil
+	// two writes a large response's header and body in one writev
+	// (bodywrite.go); noTwo: the connection has no socket for it.
+	two   *fairpoll.Writer
+	noTwo bool
+	bw    bodyWriter
 }
 
 func (c *trackedConn) Read(p []byte) (n int, err error) {

@@ -89,6 +89,7 @@ func (s *Server) front(ctx context.Context, c *app.RequestContext) {
 	if len(c.Response.Header.Peek(headerRequestID)) == 0 {
 		c.Response.Header.SetBytesV(headerRequestID, c.Request.Header.Peek(headerRequestID))
 	}
+	writeLargeBody(ctx, c)
 }
 
 // observe records metrics and the access log line for one finished request.

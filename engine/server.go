@@ -255,7 +255,7 @@ func (s *Server) newHertz(ln net.Listener) *server.Hertz {
 	} else {
 		set := newConnSet[*trackedConn]()
 		s.connSets = append(s.connSets, set)
-		opts = append(opts, server.WithTransport(standard.NewTransporter),
+		opts = append(opts, server.WithTransport(standard.NewTransporter), server.WithOnAccept(acceptContext),
 			server.WithListener(&trackingListener{
 				Listener: s.conns.Listener(keepAliveListener{ln, s.cfg.Tune.TCPKeepalive.D()}), set: set,
 				readTimeout: t.Read.D(), writeTimeout: t.Write.D(),

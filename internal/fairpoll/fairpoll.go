@@ -241,8 +241,10 @@ type Writer struct {
 	fn   func(fd uintptr) bool
 
 	p     []byte
+	tail  []byte // written after p in the same writev(2) (WriteTwo)
 	n     int
 	errno error
+	iov   [2]syscall.Iovec
 }
 
 // NewWriter returns a Writer for c, or nil if c has no pollable socket.
@@ -261,8 +263,16 @@ func NewWriter(c net.Conn) *Writer {
 }
 
 func (w *Writer) writeFD(fd uintptr) bool {
-	for w.n < len(w.p) {
-		n, errno := rawWrite(int(fd), w.p[w.n:])
+	for w.n < len(w.p)+len(w.tail) {
+		var n int
+		var errno syscall.Errno
+		if w.n < len(w.p) && len(w.tail) > 0 {
+			n, errno = w.rawWritev(int(fd), w.p[w.n:], w.tail)
+		} else if w.n < len(w.p) {
+			n, errno = rawWrite(int(fd), w.p[w.n:])
+		} else {
+			n, errno = rawWrite(int(fd), w.tail[w.n-len(w.p):])
+		}
 		switch errno {
 		case 0:
 			w.n += n
@@ -277,16 +287,37 @@ func (w *Writer) writeFD(fd uintptr) bool {
 	return true
 }
 
+// rawWritev is writev(2) of a then b, see rawWrite.
+func (w *Writer) rawWritev(fd int, a, b []byte) (int, syscall.Errno) {
+	w.iov[0].Base = &a[0]
+	w.iov[0].SetLen(len(a))
+	w.iov[1].Base = &b[0]
+	w.iov[1].SetLen(len(b))
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&w.iov[0])), 2)
+	w.iov[0].Base, w.iov[1].Base = nil, nil
+	return int(n), e
+}
+
 // Write writes all of p like net.Conn's Write: a *net.OpError on failure,
 // deadlines honoured.
 func (w *Writer) Write(p []byte) (int, error) {
-	if len(p) == 0 {
+	return w.WriteTwo(p, nil)
+}
+
+// WriteTwo writes a and then b with one writev(2) where the socket takes
+// both (a response's header and its body, say): the peer gets them in the
+// same segments, not the header alone first.
+func (w *Writer) WriteTwo(a, b []byte) (int, error) {
+	if len(a)+len(b) == 0 {
 		return 0, nil
 	}
-	w.p, w.n, w.errno = p, 0, nil
+	if len(a) == 0 {
+		a, b = b, nil
+	}
+	w.p, w.tail, w.n, w.errno = a, b, 0, nil
 	err := w.rc.Write(w.fn)
 	n := w.n
-	w.p = nil
+	w.p, w.tail = nil, nil
 	if err != nil {
 		return n, err
 	}

@@ -1,6 +1,7 @@
 package fairpoll
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -228,5 +229,37 @@ func TestWriteSemantics(t *testing.T) {
 	srv[0].Close()
 	if _, err := w.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Write on a closed connection = %v, want net.ErrClosed", err)
+	}
+}
+
+func TestWriteTwo(t *testing.T) {
+	srv, cli := pairs(t, 1)
+	w := NewWriter(srv[0])
+	head := []byte("HTTP/1.1 200 OK\r\nContent-Length: 16777216\r\n\r\n")
+	body := make([]byte, 16<<20) // more than the socket takes at once
+	for i := range body {
+		body[i] = byte(i * 13)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(cli[0], int64(len(head)+len(body))))
+		got <- b
+	}()
+	if n, err := w.WriteTwo(head, body); n != len(head)+len(body) || err != nil {
+		t.Fatalf("WriteTwo = %d, %v", n, err)
+	}
+	if b := <-got; !bytes.Equal(b, append(append([]byte(nil), head...), body...)) {
+		t.Fatalf("reader got %d bytes, not header then body", len(b))
+	}
+	// Either part empty.
+	for _, c := range [][2][]byte{{nil, []byte("tail")}, {[]byte("head"), nil}} {
+		if n, err := w.WriteTwo(c[0], c[1]); n != 4 || err != nil {
+			t.Fatalf("WriteTwo(%q, %q) = %d, %v", c[0], c[1], n, err)
+		}
+	}
+	buf := make([]byte, 8)
+	cli[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(cli[0], buf); err != nil || string(buf) != "tailhead" {
+		t.Fatalf("read %q, %v", buf, err)
 	}
 }
