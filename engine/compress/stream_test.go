@@ -195,6 +195,11 @@ func TestStreamMemoryBounded(t *testing.T) {
 	}
 	for _, enc := range []Encoding{Gzip, Brotli} {
 		s := newStreamReader(c.encoders, enc, bytes.NewReader(prose(8<<20)))
+		// The output buffer comes from a pool shared with whole-body
+		// compression and the other encoder, so it may start larger
+		// than this stream needs; what must not happen is growth past
+		// the bound.
+		startCap := cap(s.out.b)
 		buf := make([]byte, 4096)
 		maxCap := 0
 		for {
@@ -213,10 +218,10 @@ func TestStreamMemoryBounded(t *testing.T) {
 		if enc == Brotli {
 			limit = 1<<brotliWindowLog + streamChunk
 		}
-		if maxCap > limit {
-			t.Errorf("%v: output buffer grew to %d bytes, want <= %d", enc, maxCap, limit)
+		if maxCap > max(limit, startCap) {
+			t.Errorf("%v: output buffer grew to %d bytes from %d, want <= %d", enc, maxCap, startCap, limit)
 		}
-		t.Logf("%v: largest output buffer %d bytes", enc, maxCap)
+		t.Logf("%v: largest output buffer %d bytes (pooled buffer started at %d)", enc, maxCap, startCap)
 		s.Close()
 	}
 }
