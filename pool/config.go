@@ -52,9 +52,10 @@ type UpstreamConfig struct {
 	IdleTimeout time.Duration
 	// DialTimeout bounds the TCP connect. If zero, 5s is used.
 	DialTimeout time.Duration
-	// ArrivalOrder reads responses through fairpoll, so requests whose
-	// responses became readable together resume in the order the
-	// responses arrived rather than the Go runtime's (tune.wake_order).
+	// ArrivalOrder reads and writes upstream connections through
+	// fairpoll: requests whose responses became readable together resume
+	// in the order the responses arrived rather than the Go runtime's,
+	// and socket calls keep the scheduler slot (tune.wake_order).
 	ArrivalOrder bool
 }
 

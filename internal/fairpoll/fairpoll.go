@@ -78,12 +78,8 @@ type Reader struct {
 // NewReader returns a Reader for c, which must be a *net.TCPConn (or
 // another connection with a pollable socket), or nil if c has none.
 func NewReader(c net.Conn) *Reader {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(c)
+	if rc == nil {
 		return nil
 	}
 	absorbOnce.Do(func() {
@@ -95,6 +91,19 @@ func NewReader(c net.Conn) *Reader {
 	r := &Reader{rc: rc, conn: c, turn: make(chan struct{}, 1)}
 	r.fn = r.readFD
 	return r
+}
+
+// rawConn returns c's socket for RawConn calls, or nil if it has none.
+func rawConn(c net.Conn) syscall.RawConn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
 
 // readFD is the RawConn callback: one read(2). It reports false (wait for
@@ -249,12 +258,8 @@ type Writer struct {
 
 // NewWriter returns a Writer for c, or nil if c has no pollable socket.
 func NewWriter(c net.Conn) *Writer {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(c)
+	if rc == nil {
 		return nil
 	}
 	w := &Writer{rc: rc, conn: c}
