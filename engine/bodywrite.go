@@ -9,8 +9,6 @@ import (
 	"github.com/cloudwego/hertz/pkg/network"
 	"github.com/cloudwego/hertz/pkg/protocol"
 	hresp "github.com/cloudwego/hertz/pkg/protocol/http1/resp"
-
-	"github.com/edgeloop/edgeloop/internal/fairpoll"
 )
 
 // largeBody is the size from which a response body held in memory (a cache
@@ -88,24 +86,12 @@ func writeLargeBody(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	tc, _ := ctx.Value(connKey{}).(*trackedConn)
-	if tc == nil || !tc.canWriteTwo() {
+	if tc == nil || tc.fw == nil {
 		return
 	}
 	w := &tc.bw
 	w.tc, w.resp, w.zw, w.done = tc, &c.Response, c.GetWriter(), false
 	c.Response.HijackWriter(w)
-}
-
-// canWriteTwo reports whether the connection has a socket to writev on,
-// making its writer on first use.
-func (c *trackedConn) canWriteTwo() bool {
-	if c.two == nil && !c.noTwo {
-		if c.two = c.fw; c.two == nil {
-			c.two = fairpoll.NewWriter(innerConn(c.Conn))
-		}
-		c.noTwo = c.two == nil
-	}
-	return c.two != nil
 }
 
 // writeTwo writes a and b (a response's header and body) in one writev(2),
@@ -114,7 +100,7 @@ func (c *trackedConn) writeTwo(a, b []byte) error {
 	if c.writeTimeout > 0 {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	_, err := c.two.WriteTwo(a, b)
+	_, err := c.fw.WriteTwo(a, b)
 	c.pending.Store(false)
 	c.served.Store(true)
 	return err

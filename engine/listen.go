@@ -337,9 +337,10 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		_ = c.SetReadDeadline(time.Now().Add(l.readTimeout))
 	}
 	tc := &trackedConn{Conn: c, writeTimeout: l.writeTimeout, set: l.set, accepted: time.Now()}
+	tc.fw = fairpoll.NewWriter(innerConn(c)) // nil without a socket
 	if l.arrival {
 		tc.fr = fairpoll.NewReader(innerConn(c))
-		tc.fw = fairpoll.NewWriter(innerConn(c))
+		tc.rawWrites = tc.fw != nil
 	}
 	l.set.add(tc)
 	return tc, nil
@@ -436,12 +437,12 @@ type trackedConn struct {
 	// connection reading with nothing pending is idle between requests.
 	reading, pending atomic.Bool
 	fr               *fairpoll.Reader // reads the socket when not nil
-	fw               *fairpoll.Writer // writes the socket when not nil
-	// two writes a large response's header and body in one writev
-	// (bodywrite.go); noTwo: the connection has no socket for it.
-	two   *fairpoll.Writer
-	noTwo bool
-	bw    bodyWriter
+	// fw writes the socket: every write when rawWrites (arrival order),
+	// else only a large response's header and body in one writev
+	// (bodywrite.go). nil when the connection has no socket.
+	fw        *fairpoll.Writer
+	rawWrites bool
+	bw        bodyWriter
 }
 
 func (c *trackedConn) Read(p []byte) (n int, err error) {
@@ -464,7 +465,7 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	}
 	var n int
 	var err error
-	if c.fw != nil {
+	if c.rawWrites {
 		n, err = c.fw.Write(p)
 	} else {
 		n, err = c.Conn.Write(p)
