@@ -154,24 +154,21 @@ func (s *Server) buildWSProxy(rc Route) (routeHandler, error) {
 // ownedHub returns s's hub for an unchanged route (same settings, same
 // NOTIFY channel), or nil. s may be nil.
 func (s *Server) ownedHub(cfg wshub.Config, notify string) *wsHub {
-	if s == nil {
-		return nil
-	}
-	s.featMu.Lock()
-	defer s.featMu.Unlock()
-	if s.ws == nil {
-		return nil
-	}
-	for _, h := range s.ws.hubs {
-		if h.owned.Load() && h.notify == notify && reflect.DeepEqual(h.cfg, cfg) {
-			return h
-		}
-	}
-	return nil
+	return ownedMount(s, func(set *wsSet) []*wsHub { return set.hubs }, func(h *wsHub) bool {
+		return h.owned.Load() && h.notify == notify && reflect.DeepEqual(h.cfg, cfg)
+	})
 }
 
 // ownedProxy is ownedHub for proxy routes.
 func (s *Server) ownedProxy(cfg wshub.Config) *wsProxy {
+	return ownedMount(s, func(set *wsSet) []*wsProxy { return set.proxies }, func(p *wsProxy) bool {
+		return p.owned.Load() && reflect.DeepEqual(p.cfg, cfg)
+	})
+}
+
+// ownedMount returns the first of s's mounts that list picks and match
+// accepts, or nil. s may be nil.
+func ownedMount[M *wsHub | *wsProxy](s *Server, list func(*wsSet) []M, match func(M) bool) M {
 	if s == nil {
 		return nil
 	}
@@ -180,9 +177,9 @@ func (s *Server) ownedProxy(cfg wshub.Config) *wsProxy {
 	if s.ws == nil {
 		return nil
 	}
-	for _, p := range s.ws.proxies {
-		if p.owned.Load() && reflect.DeepEqual(p.cfg, cfg) {
-			return p
+	for _, m := range list(s.ws) {
+		if match(m) {
+			return m
 		}
 	}
 	return nil

@@ -67,20 +67,31 @@ func forward(r *http.Request, addr string, body []byte) (int, []byte, error) {
 	return resp.StatusCode, b, err
 }
 
+// fanOutInput reads the request body to forward and the running workers'
+// admin addresses; when either is missing it answers (413, 503) and
+// reports false.
+func (s *supervisor) fanOutInput(w http.ResponseWriter, r *http.Request) ([]byte, []string, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fanOutBodyMax))
+	if err != nil {
+		writeFanOut(w, http.StatusRequestEntityTooLarge, map[string]any{"error": err.Error()})
+		return nil, nil, false
+	}
+	addrs := s.workerSlots()
+	if len(addrs) == 0 {
+		writeFanOut(w, http.StatusServiceUnavailable, map[string]any{"error": "no worker running"})
+		return nil, nil, false
+	}
+	return body, addrs, true
+}
+
 // fanOut forwards a POST to every running worker and answers with the sum
 // of the numeric JSON field of their answers. 404 when every worker says
 // 404 (nothing configured to purge or publish to); 502 with the partial sum
 // when a worker fails.
 func (s *supervisor) fanOut(field string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fanOutBodyMax))
-		if err != nil {
-			writeFanOut(w, http.StatusRequestEntityTooLarge, map[string]any{"error": err.Error()})
-			return
-		}
-		addrs := s.workerSlots()
-		if len(addrs) == 0 {
-			writeFanOut(w, http.StatusServiceUnavailable, map[string]any{"error": "no worker running"})
+		body, addrs, ok := s.fanOutInput(w, r)
+		if !ok {
 			return
 		}
 		total, notFound := 0.0, 0
@@ -127,14 +138,8 @@ func (s *supervisor) fanOut(field string) http.HandlerFunc {
 
 // toOneWorker forwards a request to the first running worker.
 func (s *supervisor) toOneWorker(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fanOutBodyMax))
-	if err != nil {
-		writeFanOut(w, http.StatusRequestEntityTooLarge, map[string]any{"error": err.Error()})
-		return
-	}
-	addrs := s.workerSlots()
-	if len(addrs) == 0 {
-		writeFanOut(w, http.StatusServiceUnavailable, map[string]any{"error": "no worker running"})
+	body, addrs, ok := s.fanOutInput(w, r)
+	if !ok {
 		return
 	}
 	status, b, err := forward(r, addrs[0], body)
