@@ -98,7 +98,7 @@ func writeLargeBody(ctx context.Context, c *app.RequestContext) {
 // with the write timeout, as Write does.
 func (c *trackedConn) writeTwo(a, b []byte) error {
 	if c.writeTimeout > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		_ = c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
 	_, err := c.fw.WriteTwo(a, b)
 	c.pending.Store(false)

@@ -333,14 +333,15 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	// handshakes and for the second and later requests of a connection;
 	// without this, a client trickling the first request's header bytes
 	// (slowloris) would hold the connection forever.
-	if l.readTimeout > 0 {
-		_ = c.SetReadDeadline(time.Now().Add(l.readTimeout))
-	}
-	tc := &trackedConn{Conn: c, writeTimeout: l.writeTimeout, set: l.set, accepted: time.Now()}
+	now := time.Now()
+	tc := &trackedConn{Conn: c, writeTimeout: l.writeTimeout, set: l.set, accepted: now}
 	tc.fw = fairpoll.NewWriter(innerConn(c)) // nil without a socket
 	if l.arrival {
 		tc.fr = fairpoll.NewReader(innerConn(c))
 		tc.rawWrites = tc.fw != nil
+	}
+	if l.readTimeout > 0 {
+		_ = tc.SetReadDeadline(now.Add(l.readTimeout))
 	}
 	l.set.add(tc)
 	return tc, nil
@@ -459,9 +460,41 @@ func (c *trackedConn) Read(p []byte) (n int, err error) {
 	return n, err
 }
 
+// SetReadDeadline sets the read deadline; in arrival order lazily, through
+// the fairpoll reader (fairpoll.Slack): hertz sets one before every
+// request, and most requests are read without waiting for it.
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	if c.fr != nil {
+		return c.fr.SetDeadline(t)
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the write deadline, lazily when writes go through
+// the fairpoll writer, which every write does in arrival order and large
+// responses do in any order (bodywrite.go).
+func (c *trackedConn) SetWriteDeadline(t time.Time) error {
+	if c.fw != nil {
+		_ = c.fw.SetDeadline(t)
+	}
+	if c.rawWrites {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines.
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	err := c.SetReadDeadline(t)
+	if werr := c.SetWriteDeadline(t); err == nil {
+		err = werr
+	}
+	return err
+}
+
 func (c *trackedConn) Write(p []byte) (int, error) {
 	if c.writeTimeout > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		_ = c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
 	var n int
 	var err error

@@ -55,7 +55,7 @@ func (b *Body) Read(p []byte) (int, error) {
 	c := b.c
 	if c.br.Buffered() == 0 {
 		// An origin that stalls mid-body must not hold the client forever.
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
+		c.setReadDeadline(time.Now().Add(c.readTimeout))
 	}
 	n, err := c.br.Read(p)
 	switch b.mode {
@@ -88,7 +88,7 @@ func (b *Body) Read(p []byte) (int, error) {
 func (b *Body) nextChunk() error {
 	br := b.c.br
 	if b.c.br.Buffered() == 0 {
-		_ = b.c.nc.SetReadDeadline(time.Now().Add(b.c.readTimeout))
+		b.c.setReadDeadline(time.Now().Add(b.c.readTimeout))
 	}
 	if b.crlf {
 		line, err := br.ReadSlice('\n')

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/edgeloop/edgeloop/internal/fairpoll"
 )
 
 // Body framing values for (*Conn).EndHead.
@@ -24,10 +26,14 @@ const (
 // Response.Body (which returns the connection to the pool when the body was
 // read to its end, or closes it otherwise) or calls Release on an error.
 type Conn struct {
-	up       *Upstream
-	nc       net.Conn
-	br       *bufio.Reader
-	bw       *bufio.Writer
+	up *Upstream
+	nc net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+	// fr and fw read and write nc in arrival order (UpstreamConfig.ArrivalOrder);
+	// nil otherwise. Deadlines then go through them (setReadDeadline).
+	fr       *fairpoll.Reader
+	fw       *fairpoll.Writer
 	lastUsed time.Time
 	reused   bool // taken from the idle pool: it may have been closed by the origin
 
@@ -37,6 +43,25 @@ type Conn struct {
 	head        []byte // response status line and header bytes, reused
 	limited     io.LimitedReader
 	chunkBuf    []byte // lazily allocated for chunked uploads
+}
+
+// setReadDeadline sets the connection's read deadline: lazily, through
+// the fairpoll reader, when there is one (see fairpoll.Slack).
+func (c *Conn) setReadDeadline(t time.Time) {
+	if c.fr != nil {
+		_ = c.fr.SetDeadline(t)
+		return
+	}
+	_ = c.nc.SetReadDeadline(t)
+}
+
+// setWriteDeadline is setReadDeadline for writes.
+func (c *Conn) setWriteDeadline(t time.Time) {
+	if c.fw != nil {
+		_ = c.fw.SetDeadline(t)
+		return
+	}
+	_ = c.nc.SetWriteDeadline(t)
 }
 
 // Reused reports whether the connection came from the idle pool.
@@ -100,9 +125,9 @@ func (c *Conn) EndHead(n int64) {
 // held whole. writeTimeout bounds the whole send when positive.
 func (c *Conn) SendBody(body io.Reader, n int64, writeTimeout time.Duration) error {
 	if writeTimeout > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.setWriteDeadline(time.Now().Add(writeTimeout))
 	} else {
-		_ = c.nc.SetWriteDeadline(time.Time{})
+		c.setWriteDeadline(time.Time{})
 	}
 	switch {
 	case n > 0:
@@ -126,9 +151,9 @@ func (c *Conn) SendBody(body io.Reader, n int64, writeTimeout time.Duration) err
 // SendBodyBytes sends an in-memory body of exactly len(p) bytes and flushes.
 func (c *Conn) SendBodyBytes(p []byte, writeTimeout time.Duration) error {
 	if writeTimeout > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.setWriteDeadline(time.Now().Add(writeTimeout))
 	} else {
-		_ = c.nc.SetWriteDeadline(time.Time{})
+		c.setWriteDeadline(time.Time{})
 	}
 	c.bw.Write(p)
 	return c.bw.Flush()

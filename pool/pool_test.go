@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -296,5 +297,82 @@ func TestTokens(t *testing.T) {
 	f("", "close", false)
 	if !lastTokenIs([]byte("gzip, chunked"), "chunked") || lastTokenIs([]byte("chunked, gzip"), "chunked") {
 		t.Error("lastTokenIs")
+	}
+}
+
+// TestArrivalOrderDeadlines checks the upstream timeouts when connections
+// read and write through fairpoll, which sets deadlines lazily: a deadline
+// armed for one exchange and expired while the connection sat idle must
+// not fail the next exchange, and a slow origin still times out, not early.
+func TestArrivalOrderDeadlines(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	delays := []time.Duration{20 * time.Millisecond, 0, 400 * time.Millisecond}
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		for _, d := range delays {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+			time.Sleep(d)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+		io.Copy(io.Discard, c)
+	}()
+	u, err := NewUpstream("http://"+ln.Addr().String(), UpstreamConfig{ArrivalOrder: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	exchange := func(timeout time.Duration) error {
+		c, err := u.Acquire(context.Background(), false)
+		if err != nil {
+			return err
+		}
+		if c.fr == nil || c.fw == nil {
+			t.Fatal("ArrivalOrder set but the connection does not read and write through fairpoll")
+		}
+		c.WriteRequestLine([]byte("GET"), []byte("/"))
+		c.EndHead(NoBody)
+		if err := c.SendBodyBytes(nil, timeout); err != nil {
+			c.Release()
+			return err
+		}
+		resp, err := c.ReadResponse(timeout, false)
+		if err != nil {
+			c.Release()
+			return err
+		}
+		if _, err := io.ReadAll(resp.Body); err != nil {
+			return err
+		}
+		return resp.Body.Close()
+	}
+	// The first answer waits 20 ms, so the read arms its 50 ms deadline.
+	if err := exchange(50 * time.Millisecond); err != nil {
+		t.Fatalf("first exchange: %v", err)
+	}
+	time.Sleep(120 * time.Millisecond) // that deadline expires while idle
+	if err := exchange(time.Second); err != nil {
+		t.Fatalf("exchange on a connection whose earlier deadline expired while idle: %v", err)
+	}
+	start := time.Now()
+	err = exchange(100 * time.Millisecond)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("exchange with an origin 400 ms late and a 100 ms timeout = %v, want a timeout", err)
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Fatalf("timed out after %v, before the 100 ms asked for", waited)
+	}
+	if st := u.Stats(); st.Dials != 1 {
+		t.Errorf("stats %+v: want the first two exchanges on one connection", st)
 	}
 }

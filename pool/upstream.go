@@ -168,15 +168,16 @@ func (u *Upstream) dial(ctx context.Context) (*Conn, error) {
 	u.mOpen.Inc()
 	var rd io.Reader = nc
 	var wr io.Writer = nc
+	c := &Conn{up: u, nc: nc}
 	if u.cfg.ArrivalOrder {
-		if fr := fairpoll.NewReader(nc); fr != nil {
-			rd = fr
+		if c.fr = fairpoll.NewReader(nc); c.fr != nil {
+			rd = c.fr
 		}
-		if fw := fairpoll.NewWriter(nc); fw != nil {
-			wr = fw
+		if c.fw = fairpoll.NewWriter(nc); c.fw != nil {
+			wr = c.fw
 		}
 	}
-	c := &Conn{up: u, nc: nc, br: bufio.NewReaderSize(rd, readBufSize), bw: bufio.NewWriterSize(wr, writeBufSize)}
+	c.br, c.bw = bufio.NewReaderSize(rd, readBufSize), bufio.NewWriterSize(wr, writeBufSize)
 	c.body.c = c
 	return c, nil
 }

@@ -37,6 +37,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -73,6 +74,8 @@ type Reader struct {
 
 	turn chan struct{} // a leader's go-ahead
 	then *Reader       // whom to wake after taking the turn (the leader)
+
+	dl deadline
 }
 
 // NewReader returns a Reader for c, which must be a *net.TCPConn (or
@@ -90,6 +93,7 @@ func NewReader(c net.Conn) *Reader {
 	})
 	r := &Reader{rc: rc, conn: c, turn: make(chan struct{}, 1)}
 	r.fn = r.readFD
+	r.dl.set = c.SetReadDeadline
 	return r
 }
 
@@ -119,6 +123,7 @@ func (r *Reader) readFD(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			r.dl.beforeWait()
 			return false
 		default:
 			r.n, r.errno = 0, errno
@@ -147,6 +152,11 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 	return int(n), e
 }
 
+// SetDeadline sets the read deadline like net.Conn's SetReadDeadline, but
+// on the socket only when a read is about to wait (see Slack). Once it has
+// been used, set read deadlines through it, not on the connection.
+func (r *Reader) SetDeadline(t time.Time) error { return r.dl.Set(t) }
+
 // Read reads into p like net.Conn's Read: io.EOF at the end of the stream,
 // a *net.OpError otherwise, deadlines honoured.
 func (r *Reader) Read(p []byte) (int, error) {
@@ -155,6 +165,12 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	r.p, r.calls = p, 0
 	err := r.rc.Read(r.fn)
+	for err != nil && r.dl.stale(err) {
+		err = r.rc.Read(r.fn)
+	}
+	if r.dl.waiting.Load() {
+		r.dl.done()
+	}
 	r.p = nil
 	if err != nil { // deadline, closed: already a *net.OpError
 		return 0, err
@@ -254,6 +270,8 @@ type Writer struct {
 	n     int
 	errno error
 	iov   [2]syscall.Iovec
+
+	dl deadline
 }
 
 // NewWriter returns a Writer for c, or nil if c has no pollable socket.
@@ -264,6 +282,7 @@ func NewWriter(c net.Conn) *Writer {
 	}
 	w := &Writer{rc: rc, conn: c}
 	w.fn = w.writeFD
+	w.dl.set = c.SetWriteDeadline
 	return w
 }
 
@@ -283,6 +302,7 @@ func (w *Writer) writeFD(fd uintptr) bool {
 			w.n += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
+			w.dl.beforeWait()
 			return false
 		default:
 			w.errno = errno
@@ -303,6 +323,11 @@ func (w *Writer) rawWritev(fd int, a, b []byte) (int, syscall.Errno) {
 	return int(n), e
 }
 
+// SetDeadline sets the write deadline like net.Conn's SetWriteDeadline,
+// but on the socket only when a write is about to wait (see Slack). Once it
+// has been used, set write deadlines through it, not on the connection.
+func (w *Writer) SetDeadline(t time.Time) error { return w.dl.Set(t) }
+
 // Write writes all of p like net.Conn's Write: a *net.OpError on failure,
 // deadlines honoured.
 func (w *Writer) Write(p []byte) (int, error) {
@@ -321,6 +346,12 @@ func (w *Writer) WriteTwo(a, b []byte) (int, error) {
 	}
 	w.p, w.tail, w.n, w.errno = a, b, 0, nil
 	err := w.rc.Write(w.fn)
+	for err != nil && w.dl.stale(err) {
+		err = w.rc.Write(w.fn)
+	}
+	if w.dl.waiting.Load() {
+		w.dl.done()
+	}
 	n := w.n
 	w.p, w.tail = nil, nil
 	if err != nil {
