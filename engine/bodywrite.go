@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"net"
-	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/network"
@@ -97,9 +96,7 @@ func writeLargeBody(ctx context.Context, c *app.RequestContext) {
 // writeTwo writes a and b (a response's header and body) in one writev(2),
 // with the write timeout, as Write does.
 func (c *trackedConn) writeTwo(a, b []byte) error {
-	if c.writeTimeout > 0 {
-		_ = c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-	}
+	c.armWriteTimeout()
 	_, err := c.fw.WriteTwo(a, b)
 	c.pending.Store(false)
 	c.served.Store(true)

@@ -483,6 +483,19 @@ func (c *trackedConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
+// armWriteTimeout bounds the next write by the write timeout: in arrival
+// order from when the write first has to wait (no clock is read for a
+// write that does not, which is nearly every one), else from now.
+func (c *trackedConn) armWriteTimeout() {
+	switch {
+	case c.writeTimeout <= 0:
+	case c.rawWrites:
+		c.fw.SetTimeout(c.writeTimeout)
+	default:
+		_ = c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+}
+
 // SetDeadline sets both deadlines.
 func (c *trackedConn) SetDeadline(t time.Time) error {
 	err := c.SetReadDeadline(t)
@@ -493,9 +506,7 @@ func (c *trackedConn) SetDeadline(t time.Time) error {
 }
 
 func (c *trackedConn) Write(p []byte) (int, error) {
-	if c.writeTimeout > 0 {
-		_ = c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-	}
+	c.armWriteTimeout()
 	var n int
 	var err error
 	if c.rawWrites {

@@ -245,7 +245,11 @@ func readSmallBody(c *app.RequestContext, resp *pool.Response) {
 func (p *Proxy) connect(ctx context.Context) (*backend, *pool.Conn, int, string) {
 	var skip *backend
 	for attempt := 0; attempt < 2; attempt++ {
-		be := p.bal.pick(p.now().UnixNano(), skip)
+		var now int64 // healthy backends have downUntil 0
+		if p.bal.anyDown() {
+			now = p.now().UnixNano()
+		}
+		be := p.bal.pick(now, skip)
 		if be == nil {
 			break
 		}

@@ -53,6 +53,17 @@ func (b *balancer) pick(now int64, skip *backend) *backend {
 	return fallback
 }
 
+// anyDown reports whether a backend is marked down, that is whether pick
+// needs the time: a healthy route reads no clock to choose.
+func (b *balancer) anyDown() bool {
+	for _, be := range b.backends {
+		if be.downUntil.Load() != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // failed records a failed connect at now.
 func (b *balancer) failed(be *backend, now int64) {
 	be.lastFail.Store(now)

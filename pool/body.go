@@ -3,7 +3,6 @@ package pool
 import (
 	"fmt"
 	"io"
-	"time"
 )
 
 const (
@@ -55,7 +54,7 @@ func (b *Body) Read(p []byte) (int, error) {
 	c := b.c
 	if c.br.Buffered() == 0 {
 		// An origin that stalls mid-body must not hold the client forever.
-		c.setReadDeadline(time.Now().Add(c.readTimeout))
+		c.setReadTimeout(c.readTimeout)
 	}
 	n, err := c.br.Read(p)
 	switch b.mode {
@@ -88,7 +87,7 @@ func (b *Body) Read(p []byte) (int, error) {
 func (b *Body) nextChunk() error {
 	br := b.c.br
 	if b.c.br.Buffered() == 0 {
-		b.c.setReadDeadline(time.Now().Add(b.c.readTimeout))
+		b.c.setReadTimeout(b.c.readTimeout)
 	}
 	if b.crlf {
 		line, err := br.ReadSlice('\n')

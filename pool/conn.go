@@ -45,23 +45,31 @@ type Conn struct {
 	chunkBuf    []byte // lazily allocated for chunked uploads
 }
 
-// setReadDeadline sets the connection's read deadline: lazily, through
-// the fairpoll reader, when there is one (see fairpoll.Slack).
-func (c *Conn) setReadDeadline(t time.Time) {
-	if c.fr != nil {
-		_ = c.fr.SetDeadline(t)
-		return
+// setReadTimeout bounds the connection's next reads to d from when the
+// first of them has to wait (none if d <= 0). Through the fairpoll reader,
+// when there is one, it is set on the socket lazily and reads no clock
+// unless a read waits (fairpoll.Slack); otherwise it is set now.
+func (c *Conn) setReadTimeout(d time.Duration) {
+	switch {
+	case c.fr != nil:
+		c.fr.SetTimeout(d)
+	case d > 0:
+		_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	default:
+		_ = c.nc.SetReadDeadline(time.Time{})
 	}
-	_ = c.nc.SetReadDeadline(t)
 }
 
-// setWriteDeadline is setReadDeadline for writes.
-func (c *Conn) setWriteDeadline(t time.Time) {
-	if c.fw != nil {
-		_ = c.fw.SetDeadline(t)
-		return
+// setWriteTimeout is setReadTimeout for writes.
+func (c *Conn) setWriteTimeout(d time.Duration) {
+	switch {
+	case c.fw != nil:
+		c.fw.SetTimeout(d)
+	case d > 0:
+		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	default:
+		_ = c.nc.SetWriteDeadline(time.Time{})
 	}
-	_ = c.nc.SetWriteDeadline(t)
 }
 
 // Reused reports whether the connection came from the idle pool.
@@ -122,13 +130,10 @@ func (c *Conn) EndHead(n int64) {
 
 // SendBody streams body (n bytes, or Chunked until EOF, or NoBody) and
 // flushes. The body is copied through the connection's write buffer, never
-// held whole. writeTimeout bounds the whole send when positive.
+// held whole. writeTimeout, when positive, bounds the send from when it
+// first has to wait for the socket.
 func (c *Conn) SendBody(body io.Reader, n int64, writeTimeout time.Duration) error {
-	if writeTimeout > 0 {
-		c.setWriteDeadline(time.Now().Add(writeTimeout))
-	} else {
-		c.setWriteDeadline(time.Time{})
-	}
+	c.setWriteTimeout(writeTimeout)
 	switch {
 	case n > 0:
 		c.limited = io.LimitedReader{R: body, N: n}
@@ -150,11 +155,7 @@ func (c *Conn) SendBody(body io.Reader, n int64, writeTimeout time.Duration) err
 
 // SendBodyBytes sends an in-memory body of exactly len(p) bytes and flushes.
 func (c *Conn) SendBodyBytes(p []byte, writeTimeout time.Duration) error {
-	if writeTimeout > 0 {
-		c.setWriteDeadline(time.Now().Add(writeTimeout))
-	} else {
-		c.setWriteDeadline(time.Time{})
-	}
+	c.setWriteTimeout(writeTimeout)
 	c.bw.Write(p)
 	return c.bw.Flush()
 }

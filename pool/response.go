@@ -46,7 +46,7 @@ func (c *Conn) ReadResponse(timeout time.Duration, isHead bool) (*Response, erro
 		timeout = defaultReadTimeout
 	}
 	c.readTimeout = timeout
-	c.setReadDeadline(time.Now().Add(timeout))
+	c.setReadTimeout(timeout)
 	if c.br.Buffered() == 0 {
 		// The request was just sent and its answer is almost never there
 		// yet: reading now would cost a read(2) that fails with EAGAIN

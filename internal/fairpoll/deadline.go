@@ -60,6 +60,7 @@ func near(a, b int64) bool {
 // any goroutine; beforeWait, done and stale by the one making the call.
 type deadline struct {
 	want    atomic.Int64 // asked for by Set
+	after   atomic.Int64 // asked for by SetTimeout: want becomes now+after at the next wait
 	armed   atomic.Int64 // set on the socket
 	waiting atomic.Bool  // a call waits, or is about to, on the netpoller
 	mu      sync.Mutex   // serialises arm, so armed is what the socket has
@@ -72,6 +73,7 @@ type deadline struct {
 // it is about to wait.
 func (d *deadline) Set(t time.Time) error {
 	w := encode(t)
+	d.after.Store(0)
 	d.want.Store(w)
 	// The waiter stores waiting before it loads want; this stores want
 	// before it loads waiting: one of the two sees the other.
@@ -81,8 +83,28 @@ func (d *deadline) Set(t time.Time) error {
 	return nil
 }
 
+// SetTimeout asks for a deadline of d from when the next call first has to
+// wait: a call that does not wait reads no clock. Only the goroutine making
+// the calls may use it.
+func (d *deadline) SetTimeout(t time.Duration) {
+	if t <= 0 {
+		_ = d.Set(time.Time{})
+		return
+	}
+	d.after.Store(int64(t))
+}
+
+// fix turns a timeout asked for by SetTimeout into the deadline it means.
+func (d *deadline) fix() {
+	if a := d.after.Load(); a != 0 {
+		d.want.Store(int64(time.Since(base)) + a)
+		d.after.Store(0)
+	}
+}
+
 // beforeWait is called when the call is about to wait on the netpoller.
 func (d *deadline) beforeWait() {
+	d.fix()
 	d.waiting.Store(true)
 	if !near(d.armed.Load(), d.want.Load()) {
 		_ = d.arm()
@@ -115,6 +137,7 @@ func (d *deadline) stale(err error) bool {
 	if !errors.Is(err, os.ErrDeadlineExceeded) || d.armed.Load() == 0 {
 		return false
 	}
+	d.fix()
 	if w := d.want.Load(); w != 0 && w <= int64(time.Since(base)) {
 		return false
 	}

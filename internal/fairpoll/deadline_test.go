@@ -116,3 +116,40 @@ func TestWriteDeadlineLazy(t *testing.T) {
 		t.Fatalf("peer read %d bytes, want %d", m, int64(n)+8<<20)
 	}
 }
+
+func TestReadTimeoutFromFirstWait(t *testing.T) {
+	srv, cli := pairs(t, 1)
+	r := NewReader(srv[0])
+	buf := make([]byte, 16)
+
+	// Data there at once: no wait, no deadline, no clock.
+	_, _ = cli[0].Write([]byte("a"))
+	time.Sleep(10 * time.Millisecond)
+	r.SetTimeout(30 * time.Millisecond)
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "a" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	// The timeout still applies to the next read that waits, from when it
+	// began to wait: not before 30 ms after that.
+	time.Sleep(60 * time.Millisecond)
+	start := time.Now()
+	if _, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read with nothing coming = %v, want a timeout", err)
+	}
+	if waited := time.Since(start); waited < 30*time.Millisecond {
+		t.Fatalf("timed out after %v, before the 30 ms asked for", waited)
+	}
+	// A new timeout after the expired one: the read waits and gets data.
+	r.SetTimeout(150 * time.Millisecond)
+	writeAfter(t, cli[0], 20*time.Millisecond, "b")
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "b" {
+		t.Fatalf("Read after a new timeout = %q, %v", buf[:n], err)
+	}
+	// Zero: no deadline.
+	r.SetTimeout(0)
+	time.Sleep(250 * time.Millisecond) // past the deadline set above
+	writeAfter(t, cli[0], 20*time.Millisecond, "c")
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "c" {
+		t.Fatalf("Read without a timeout = %q, %v", buf[:n], err)
+	}
+}

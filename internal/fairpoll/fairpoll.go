@@ -157,6 +157,13 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 // been used, set read deadlines through it, not on the connection.
 func (r *Reader) SetDeadline(t time.Time) error { return r.dl.Set(t) }
 
+// SetTimeout sets the read deadline to d after the moment the next Read
+// first has to wait (none if d <= 0); it stays until the next SetDeadline
+// or SetTimeout. A
+// Read that finds data at once reads no clock. Unlike SetDeadline it must
+// be called by the goroutine that reads.
+func (r *Reader) SetTimeout(d time.Duration) { r.dl.SetTimeout(d) }
+
 // Read reads into p like net.Conn's Read: io.EOF at the end of the stream,
 // a *net.OpError otherwise, deadlines honoured.
 func (r *Reader) Read(p []byte) (int, error) {
@@ -327,6 +334,9 @@ func (w *Writer) rawWritev(fd int, a, b []byte) (int, syscall.Errno) {
 // but on the socket only when a write is about to wait (see Slack). Once it
 // has been used, set write deadlines through it, not on the connection.
 func (w *Writer) SetDeadline(t time.Time) error { return w.dl.Set(t) }
+
+// SetTimeout is Reader.SetTimeout for writes.
+func (w *Writer) SetTimeout(d time.Duration) { w.dl.SetTimeout(d) }
 
 // Write writes all of p like net.Conn's Write: a *net.OpError on failure,
 // deadlines honoured.
