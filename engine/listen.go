@@ -484,13 +484,16 @@ func (c *trackedConn) SetWriteDeadline(t time.Time) error {
 }
 
 // armWriteTimeout bounds the next write by the write timeout: in arrival
-// order from when the write first has to wait (no clock is read for a
-// write that does not, which is nearly every one), else from now.
+// order, each write that has to wait fails after waiting that long (set
+// once; no clock is read for a write that does not wait, which is nearly
+// every one), else from now.
 func (c *trackedConn) armWriteTimeout() {
 	switch {
 	case c.writeTimeout <= 0:
 	case c.rawWrites:
-		c.fw.SetTimeout(c.writeTimeout)
+		if c.fw.CallTimeout() != c.writeTimeout { // a SetWriteDeadline replaced it
+			c.fw.SetCallTimeout(c.writeTimeout)
+		}
 	default:
 		_ = c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}

@@ -34,6 +34,7 @@ type Conn struct {
 	// nil otherwise. Deadlines then go through them (setReadDeadline).
 	fr       *fairpoll.Reader
 	fw       *fairpoll.Writer
+	rto, wto time.Duration // the call timeouts fr and fw have (-1: none set yet)
 	lastUsed time.Time
 	reused   bool // taken from the idle pool: it may have been closed by the origin
 
@@ -45,14 +46,18 @@ type Conn struct {
 	chunkBuf    []byte // lazily allocated for chunked uploads
 }
 
-// setReadTimeout bounds the connection's next reads to d from when the
-// first of them has to wait (none if d <= 0). Through the fairpoll reader,
-// when there is one, it is set on the socket lazily and reads no clock
-// unless a read waits (fairpoll.Slack); otherwise it is set now.
+// setReadTimeout bounds the waits of the connection's next reads by d
+// (none if d <= 0). Through the fairpoll reader, when there is one, each
+// read that has to wait fails after waiting d, like nginx's
+// proxy_read_timeout, set once and read no clock unless a read waits
+// (fairpoll.Slack); otherwise the deadline is now+d.
 func (c *Conn) setReadTimeout(d time.Duration) {
 	switch {
 	case c.fr != nil:
-		c.fr.SetTimeout(d)
+		if d != c.rto {
+			c.fr.SetCallTimeout(d)
+			c.rto = d
+		}
 	case d > 0:
 		_ = c.nc.SetReadDeadline(time.Now().Add(d))
 	default:
@@ -64,7 +69,10 @@ func (c *Conn) setReadTimeout(d time.Duration) {
 func (c *Conn) setWriteTimeout(d time.Duration) {
 	switch {
 	case c.fw != nil:
-		c.fw.SetTimeout(d)
+		if d != c.wto {
+			c.fw.SetCallTimeout(d)
+			c.wto = d
+		}
 	case d > 0:
 		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
 	default:

@@ -38,8 +38,9 @@ type Response struct {
 
 // ReadResponse reads the response head, skipping interim 1xx responses
 // other than 101 (RFC 9110 §15.2). timeout bounds the wait for the head and,
-// afterwards, each read of the body that must wait on the network; if zero,
-// 30s is used. isHead tells that the request was HEAD, whose response has
+// afterwards, each read of the body that must wait on the network (with
+// UpstreamConfig.ArrivalOrder, each read of the head too, like nginx's
+// proxy_read_timeout); if zero, 30s is used. isHead tells that the request was HEAD, whose response has
 // no body (RFC 9110 §9.3.2). A deadline hit matches os.ErrDeadlineExceeded.
 func (c *Conn) ReadResponse(timeout time.Duration, isHead bool) (*Response, error) {
 	if timeout <= 0 {

@@ -168,7 +168,7 @@ func (u *Upstream) dial(ctx context.Context) (*Conn, error) {
 	u.mOpen.Inc()
 	var rd io.Reader = nc
 	var wr io.Writer = nc
-	c := &Conn{up: u, nc: nc}
+	c := &Conn{up: u, nc: nc, rto: -1, wto: -1}
 	if u.cfg.ArrivalOrder {
 		if c.fr = fairpoll.NewReader(nc); c.fr != nil {
 			rd = c.fr

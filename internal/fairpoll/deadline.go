@@ -60,7 +60,8 @@ func near(a, b int64) bool {
 // any goroutine; beforeWait, done and stale by the one making the call.
 type deadline struct {
 	want    atomic.Int64 // asked for by Set
-	after   atomic.Int64 // asked for by SetTimeout: want becomes now+after at the next wait
+	each    atomic.Int64 // SetCallTimeout's timeout: want becomes now+each at a call's first wait
+	fixed   bool         // the current call has set want from each (the calling goroutine's)
 	armed   atomic.Int64 // set on the socket
 	waiting atomic.Bool  // a call waits, or is about to, on the netpoller
 	mu      sync.Mutex   // serialises arm, so armed is what the socket has
@@ -73,7 +74,9 @@ type deadline struct {
 // it is about to wait.
 func (d *deadline) Set(t time.Time) error {
 	w := encode(t)
-	d.after.Store(0)
+	if d.each.Load() != 0 {
+		d.each.Store(0)
+	}
 	d.want.Store(w)
 	// The waiter stores waiting before it loads want; this stores want
 	// before it loads waiting: one of the two sees the other.
@@ -83,22 +86,27 @@ func (d *deadline) Set(t time.Time) error {
 	return nil
 }
 
-// SetTimeout asks for a deadline of d from when the next call first has to
-// wait: a call that does not wait reads no clock. Only the goroutine making
-// the calls may use it.
-func (d *deadline) SetTimeout(t time.Duration) {
+// SetCallTimeout makes each call that has to wait fail after waiting t
+// (from its first wait; none if t <= 0), until the next Set or
+// SetCallTimeout: a call that does not wait reads no clock, and the
+// timeout costs nothing per call. Only the goroutine making the calls may
+// use it.
+func (d *deadline) SetCallTimeout(t time.Duration) {
 	if t <= 0 {
 		_ = d.Set(time.Time{})
 		return
 	}
-	d.after.Store(int64(t))
+	d.each.Store(int64(t))
 }
 
-// fix turns a timeout asked for by SetTimeout into the deadline it means.
+// begin is called at the start of each call.
+func (d *deadline) begin() { d.fixed = false }
+
+// fix sets want from SetCallTimeout's timeout at the call's first wait.
 func (d *deadline) fix() {
-	if a := d.after.Load(); a != 0 {
-		d.want.Store(int64(time.Since(base)) + a)
-		d.after.Store(0)
+	if e := d.each.Load(); e != 0 && !d.fixed {
+		d.want.Store(int64(time.Since(base)) + e)
+		d.fixed = true
 	}
 }
 

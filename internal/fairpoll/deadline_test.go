@@ -117,20 +117,20 @@ func TestWriteDeadlineLazy(t *testing.T) {
 	}
 }
 
-func TestReadTimeoutFromFirstWait(t *testing.T) {
+func TestCallTimeout(t *testing.T) {
 	srv, cli := pairs(t, 1)
 	r := NewReader(srv[0])
 	buf := make([]byte, 16)
 
 	// Data there at once: no wait, no deadline, no clock.
+	r.SetCallTimeout(30 * time.Millisecond)
 	_, _ = cli[0].Write([]byte("a"))
 	time.Sleep(10 * time.Millisecond)
-	r.SetTimeout(30 * time.Millisecond)
 	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "a" {
 		t.Fatalf("Read = %q, %v", buf[:n], err)
 	}
-	// The timeout still applies to the next read that waits, from when it
-	// began to wait: not before 30 ms after that.
+	// A read with nothing coming fails after waiting the timeout, counted
+	// from its own wait (the timeout was set 60 ms before it), not sooner.
 	time.Sleep(60 * time.Millisecond)
 	start := time.Now()
 	if _, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -139,17 +139,30 @@ func TestReadTimeoutFromFirstWait(t *testing.T) {
 	if waited := time.Since(start); waited < 30*time.Millisecond {
 		t.Fatalf("timed out after %v, before the 30 ms asked for", waited)
 	}
-	// A new timeout after the expired one: the read waits and gets data.
-	r.SetTimeout(150 * time.Millisecond)
-	writeAfter(t, cli[0], 20*time.Millisecond, "b")
-	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "b" {
-		t.Fatalf("Read after a new timeout = %q, %v", buf[:n], err)
+	// Each read has its own timeout: two reads that each wait 90 ms pass
+	// a 150 ms timeout though together they wait longer.
+	r.SetCallTimeout(150 * time.Millisecond)
+	for _, b := range []string{"b", "c"} {
+		writeAfter(t, cli[0], 90*time.Millisecond, b)
+		if n, err := r.Read(buf); err != nil || string(buf[:n]) != b {
+			t.Fatalf("Read = %q, %v; want %q", buf[:n], err, b)
+		}
 	}
-	// Zero: no deadline.
-	r.SetTimeout(0)
-	time.Sleep(250 * time.Millisecond) // past the deadline set above
-	writeAfter(t, cli[0], 20*time.Millisecond, "c")
-	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "c" {
+	// Zero: no deadline, though the one set for the last wait has expired.
+	r.SetCallTimeout(0)
+	time.Sleep(200 * time.Millisecond)
+	writeAfter(t, cli[0], 20*time.Millisecond, "d")
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "d" {
 		t.Fatalf("Read without a timeout = %q, %v", buf[:n], err)
+	}
+	// SetDeadline replaces the call timeout.
+	w := NewWriter(srv[0])
+	w.SetCallTimeout(time.Second)
+	if w.CallTimeout() != time.Second {
+		t.Fatalf("CallTimeout = %v after SetCallTimeout(1s)", w.CallTimeout())
+	}
+	_ = w.SetDeadline(time.Now().Add(time.Hour))
+	if w.CallTimeout() != 0 {
+		t.Fatalf("CallTimeout = %v after SetDeadline, want 0", w.CallTimeout())
 	}
 }

@@ -157,12 +157,11 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 // been used, set read deadlines through it, not on the connection.
 func (r *Reader) SetDeadline(t time.Time) error { return r.dl.Set(t) }
 
-// SetTimeout sets the read deadline to d after the moment the next Read
-// first has to wait (none if d <= 0); it stays until the next SetDeadline
-// or SetTimeout. A
-// Read that finds data at once reads no clock. Unlike SetDeadline it must
-// be called by the goroutine that reads.
-func (r *Reader) SetTimeout(d time.Duration) { r.dl.SetTimeout(d) }
+// SetCallTimeout makes each Read that has to wait fail after waiting d
+// (none if d <= 0), until the next SetDeadline or SetCallTimeout, like
+// nginx's proxy_read_timeout: a Read that finds data at once reads no
+// clock. Unlike SetDeadline it must be called by the goroutine that reads.
+func (r *Reader) SetCallTimeout(d time.Duration) { r.dl.SetCallTimeout(d) }
 
 // Read reads into p like net.Conn's Read: io.EOF at the end of the stream,
 // a *net.OpError otherwise, deadlines honoured.
@@ -171,6 +170,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	r.p, r.calls = p, 0
+	r.dl.begin()
 	err := r.rc.Read(r.fn)
 	for err != nil && r.dl.stale(err) {
 		err = r.rc.Read(r.fn)
@@ -335,8 +335,13 @@ func (w *Writer) rawWritev(fd int, a, b []byte) (int, syscall.Errno) {
 // has been used, set write deadlines through it, not on the connection.
 func (w *Writer) SetDeadline(t time.Time) error { return w.dl.Set(t) }
 
-// SetTimeout is Reader.SetTimeout for writes.
-func (w *Writer) SetTimeout(d time.Duration) { w.dl.SetTimeout(d) }
+// SetCallTimeout is Reader.SetCallTimeout for writes: each Write that has
+// to wait fails after waiting d.
+func (w *Writer) SetCallTimeout(d time.Duration) { w.dl.SetCallTimeout(d) }
+
+// CallTimeout returns the timeout SetCallTimeout set, or 0 if none is in
+// force (never set, or replaced by SetDeadline).
+func (w *Writer) CallTimeout() time.Duration { return time.Duration(w.dl.each.Load()) }
 
 // Write writes all of p like net.Conn's Write: a *net.OpError on failure,
 // deadlines honoured.
@@ -355,6 +360,7 @@ func (w *Writer) WriteTwo(a, b []byte) (int, error) {
 		a, b = b, nil
 	}
 	w.p, w.tail, w.n, w.errno = a, b, 0, nil
+	w.dl.begin()
 	err := w.rc.Write(w.fn)
 	for err != nil && w.dl.stale(err) {
 		err = w.rc.Write(w.fn)
