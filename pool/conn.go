@@ -52,32 +52,34 @@ type Conn struct {
 // proxy_read_timeout, set once and read no clock unless a read waits
 // (fairpoll.Slack); otherwise the deadline is now+d.
 func (c *Conn) setReadTimeout(d time.Duration) {
-	switch {
-	case c.fr != nil:
+	if c.fr != nil {
 		if d != c.rto {
 			c.fr.SetCallTimeout(d)
 			c.rto = d
 		}
-	case d > 0:
-		_ = c.nc.SetReadDeadline(time.Now().Add(d))
-	default:
-		_ = c.nc.SetReadDeadline(time.Time{})
+		return
 	}
+	_ = c.nc.SetReadDeadline(deadlineIn(d))
 }
 
 // setWriteTimeout is setReadTimeout for writes.
 func (c *Conn) setWriteTimeout(d time.Duration) {
-	switch {
-	case c.fw != nil:
+	if c.fw != nil {
 		if d != c.wto {
 			c.fw.SetCallTimeout(d)
 			c.wto = d
 		}
-	case d > 0:
-		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
-	default:
-		_ = c.nc.SetWriteDeadline(time.Time{})
+		return
 	}
+	_ = c.nc.SetWriteDeadline(deadlineIn(d))
+}
+
+// deadlineIn returns the deadline d from now, or none if d <= 0.
+func deadlineIn(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
 }
 
 // Reused reports whether the connection came from the idle pool.
