@@ -294,6 +294,18 @@ report() {
   [ "$rb" = - ] || rb=$(printf '%.0f' "$rb")
   row=$(printf '%-24s %-24s %9s %9s %6s %8s %8s %8s %8s %6s %5s' \
     "$la" "$lb" "$ra" "$rb" "$rr" "$pa" "$pb" "$qa" "$qb" "$qr" "$n")
+  # Rounds of A and B run next to each other (ab_rounds alternates them), so
+  # each pair's ratio is measured in one machine state; on a machine whose
+  # speed drifts between rounds the pairs say more than the medians do.
+  local pairs
+  pairs=$(awk -F'\t' -v a="$la" -v b="$lb" '
+    $1 == a {ra[++na] = $2} $1 == b {rb[++nb] = $2}
+    END { n = na < nb ? na : nb; s = ""
+          for (i = 1; i <= n; i++) if (rb[i] > 0) s = s (s == "" ? "" : ",") sprintf("%.2f", ra[i] / rb[i])
+          print s }' "$BENCH_OUT/results.tsv" 2>/dev/null)
+  if [ -n "$pairs" ] && [ "$n" -gt 1 ]; then
+    row="$row  pairs: $pairs"
+  fi
   if [ "$((ea + eb))" -gt 0 ]; then
     row="$row  errors: $la=$ea $lb=$eb"
   fi
