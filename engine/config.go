@@ -156,7 +156,7 @@ type CORSConfig struct {
 
 // UpstreamConfig is the default upstream pool for every proxy route.
 type UpstreamConfig struct {
-	// MaxIdlePerHost keep-alive connections per upstream. If zero, 64.
+	// MaxIdlePerHost keep-alive connections per upstream. If zero, 1024.
 	MaxIdlePerHost int `yaml:"max_idle_per_host"`
 	// MaxConnsPerHost caps connections per upstream. If zero, unlimited.
 	MaxConnsPerHost int `yaml:"max_conns_per_host"`

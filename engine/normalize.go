@@ -166,7 +166,7 @@ func (t *TimeoutsConfig) normalize() {
 
 func (u *UpstreamConfig) normalize() {
 	if u.MaxIdlePerHost == 0 {
-		u.MaxIdlePerHost = 64
+		u.MaxIdlePerHost = 1024
 	}
 	if u.IdleTimeout == 0 {
 		u.IdleTimeout = Duration(90 * time.Second)

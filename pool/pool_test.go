@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func TestNewUpstreamValidation(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	c := UpstreamConfig{}.withDefaults()
-	if c.MaxIdleConns != 64 || c.MaxConns != 0 || c.IdleTimeout != 90*time.Second || c.DialTimeout != 5*time.Second {
+	if c.MaxIdleConns != 1024 || c.MaxConns != 0 || c.IdleTimeout != 90*time.Second || c.DialTimeout != 5*time.Second {
 		t.Fatalf("defaults %+v", c)
 	}
 	if c := (UpstreamConfig{MaxIdleConns: -1}).withDefaults(); c.MaxIdleConns != 0 {
@@ -374,5 +375,88 @@ func TestArrivalOrderDeadlines(t *testing.T) {
 	}
 	if st := u.Stats(); st.Dials != 1 {
 		t.Errorf("stats %+v: want the first two exchanges on one connection", st)
+	}
+}
+
+// TestIdleKeptUnderConcurrency: with the default idle cap, a pool that had
+// 200 requests in flight keeps all 200 connections when they come back,
+// and a second wave of 200 reuses them instead of dialling (a cap below
+// the requests in flight closes connections under load only to redial).
+func TestIdleKeptUnderConcurrency(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	u, err := NewUpstream("http://"+ln.Addr().String(), UpstreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	const n = 200
+	wave := func() {
+		var wg sync.WaitGroup
+		var held sync.WaitGroup // every request holds its connection until all have one
+		held.Add(n)
+		errs := make(chan error, n)
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := u.Acquire(context.Background(), false)
+				held.Done()
+				if err != nil {
+					errs <- err
+					return
+				}
+				held.Wait()
+				c.WriteRequestLine([]byte("GET"), []byte("/"))
+				c.EndHead(NoBody)
+				if err := c.SendBodyBytes(nil, time.Second); err != nil {
+					c.Release()
+					errs <- err
+					return
+				}
+				resp, err := c.ReadResponse(5*time.Second, false)
+				if err != nil {
+					c.Release()
+					errs <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	wave()
+	if st := u.Stats(); st.Dials != n || st.Idle != n || st.Open != n {
+		t.Fatalf("after %d concurrent requests: %+v, want %d dialled, open and idle", n, st, n)
+	}
+	wave()
+	if st := u.Stats(); st.Dials != n {
+		t.Fatalf("a second wave of %d dialled again: %+v", n, st)
 	}
 }
