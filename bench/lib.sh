@@ -298,11 +298,15 @@ report() {
   # each pair's ratio is measured in one machine state; on a machine whose
   # speed drifts between rounds the pairs say more than the medians do.
   local pairs
+  # A label may be in several comparisons (el-hit-1k against nginx, then
+  # Varnish): pair a row of A with the row of B next to it among A's and
+  # B's rows, each row in one pair at most.
   pairs=$(awk -F'\t' -v a="$la" -v b="$lb" '
-    $1 == a {ra[++na] = $2} $1 == b {rb[++nb] = $2}
-    END { n = na < nb ? na : nb; s = ""
-          for (i = 1; i <= n; i++) if (rb[i] > 0) s = s (s == "" ? "" : ",") sprintf("%.2f", ra[i] / rb[i])
-          print s }' "$BENCH_OUT/results.tsv" 2>/dev/null)
+    $1 != a && $1 != b {next}
+    prev != "" && $1 != prev && !used { ra = ($1 == a) ? $2 : pv; rb = ($1 == b) ? $2 : pv
+      if (rb > 0) s = s (s == "" ? "" : ",") sprintf("%.2f", ra / rb); used = 1; prev = $1; pv = $2; next }
+    {prev = $1; pv = $2; used = 0}
+    END {print s}' "$BENCH_OUT/results.tsv" 2>/dev/null)
   if [ -n "$pairs" ] && [ "$n" -gt 1 ]; then
     row="$row  pairs: $pairs"
   fi
