@@ -135,8 +135,8 @@ core_gobench() {
   local t=${GOBENCH_TIME:-1s}
   [ "$t" = off ] && return 0
   bench_log "go benchmarks (-benchtime=$t)"
-  (cd "$ROOT" && go test -run '^$' -bench 'Proxy|Static|Hit|Allow|Negotiate' -benchtime="$t" \
-    -benchmem ./handlers/ ./cache/ ./engine/...) >"$BENCH_OUT/gobench.txt" 2>&1 ||
+  (cd "$ROOT" && go test -run '^$' -bench 'Proxy|Static|Hit|Allow|Negotiate|ReadDeadline' -benchtime="$t" \
+    -benchmem ./handlers/ ./cache/ ./engine/... ./internal/fairpoll/) >"$BENCH_OUT/gobench.txt" 2>&1 ||
     { echo "core: go benchmarks failed (see $BENCH_OUT/gobench.txt)" >&2; cat "$BENCH_OUT/gobench.txt" >&2; return 1; }
   report_note "# Go benchmarks (-benchtime=$t): name, ns/op, B/op, allocs/op"
   awk '/^pkg:/ {pkg = $2; sub(/.*edgeloop\/edgeloop\//, "", pkg)}

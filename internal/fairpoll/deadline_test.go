@@ -3,6 +3,7 @@ package fairpoll
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -165,4 +166,39 @@ func TestCallTimeout(t *testing.T) {
 	if w.CallTimeout() != 0 {
 		t.Fatalf("CallTimeout = %v after SetDeadline, want 0", w.CallTimeout())
 	}
+}
+
+// BenchmarkReadDeadline: what a server pays per request to re-arm a read
+// deadline, on the socket (net.Conn's SetReadDeadline, as hertz does)
+// against through a Reader (noted; set on the socket only when a read
+// waits and it moved by more than Slack).
+func BenchmarkReadDeadline(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.Run("socket", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = s.SetReadDeadline(time.Now().Add(time.Minute))
+		}
+	})
+	r := NewReader(s)
+	b.Run("fairpoll", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = r.SetDeadline(time.Now().Add(time.Minute))
+		}
+	})
 }
