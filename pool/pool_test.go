@@ -55,9 +55,9 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-// rawOrigin serves each connection by reading request heads and writing
-// the next canned response from replies; it closes after the last one.
-func rawOrigin(t *testing.T, replies ...string) string {
+// serveOrigin serves each connection of a loopback listener with serve,
+// in its own goroutine, and closes it after; it returns the origin's URL.
+func serveOrigin(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,18 +72,26 @@ func rawOrigin(t *testing.T, replies ...string) string {
 			}
 			go func() {
 				defer c.Close()
-				buf := make([]byte, 64<<10)
-				for _, r := range replies {
-					c.SetReadDeadline(time.Now().Add(5 * time.Second))
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-					io.WriteString(c, r)
-				}
+				serve(c)
 			}()
 		}
 	}()
 	return "http://" + ln.Addr().String()
+}
+
+// rawOrigin serves each connection by reading request heads and writing
+// the next canned response from replies; it closes after the last one.
+func rawOrigin(t *testing.T, replies ...string) string {
+	return serveOrigin(t, func(c net.Conn) {
+		buf := make([]byte, 64<<10)
+		for _, r := range replies {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+			io.WriteString(c, r)
+		}
+	})
 }
 
 func roundTrip(t *testing.T, u *Upstream, method string) (*Response, string) {
@@ -306,18 +314,8 @@ func TestTokens(t *testing.T) {
 // armed for one exchange and expired while the connection sat idle must
 // not fail the next exchange, and a slow origin still times out, not early.
 func TestArrivalOrderDeadlines(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	delays := []time.Duration{20 * time.Millisecond, 0, 400 * time.Millisecond}
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	origin := serveOrigin(t, func(c net.Conn) {
 		buf := make([]byte, 4096)
 		for _, d := range delays {
 			if _, err := c.Read(buf); err != nil {
@@ -327,8 +325,8 @@ func TestArrivalOrderDeadlines(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 		io.Copy(io.Discard, c)
-	}()
-	u, err := NewUpstream("http://"+ln.Addr().String(), UpstreamConfig{ArrivalOrder: true})
+	})
+	u, err := NewUpstream(origin, UpstreamConfig{ArrivalOrder: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,30 +381,16 @@ func TestArrivalOrderDeadlines(t *testing.T) {
 // and a second wave of 200 reuses them instead of dialling (a cap below
 // the requests in flight closes connections under load only to redial).
 func TestIdleKeptUnderConcurrency(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
+	origin := serveOrigin(t, func(c net.Conn) {
+		buf := make([]byte, 4096)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := c.Read(buf); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 4096)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
-	u, err := NewUpstream("http://"+ln.Addr().String(), UpstreamConfig{})
+	})
+	u, err := NewUpstream(origin, UpstreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
