@@ -470,15 +470,13 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
-// SetWriteDeadline sets the write deadline, lazily when writes go through
-// the fairpoll writer, which every write does in arrival order and large
-// responses do in any order (bodywrite.go).
+// SetWriteDeadline sets the write deadline; in arrival order, where every
+// write goes through the fairpoll writer, lazily through it. Otherwise on
+// the socket, which the writer's large-response writes (bodywrite.go)
+// honour too: it is never given a deadline of its own then.
 func (c *trackedConn) SetWriteDeadline(t time.Time) error {
-	if c.fw != nil {
-		_ = c.fw.SetDeadline(t)
-	}
 	if c.rawWrites {
-		return nil
+		return c.fw.SetDeadline(t)
 	}
 	return c.Conn.SetWriteDeadline(t)
 }
