@@ -115,6 +115,11 @@ type TuneConfig struct {
 	// (arrival when the process has one scheduler slot, GOMAXPROCS=1, as
 	// workers and pinned servers do). If empty, auto.
 	WakeOrder string `yaml:"wake_order"`
+	// IOUring is whether writes in arrival order go to the kernel in
+	// batches through io_uring, one system call per scheduler round
+	// instead of one per write: auto (when the kernel allows io_uring)
+	// or off. If empty, auto.
+	IOUring string `yaml:"io_uring"`
 }
 
 // DatabaseConfig is the Postgres pool of the query routes.

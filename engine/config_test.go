@@ -150,6 +150,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad workers", "workers: many\n", 1, `want a number or auto`},
 		{"bad profile", "tune: {profile: fastest}\n", 0, `tune.profile "fastest"`},
 		{"bad wake order", "tune: {wake_order: lifo}\n", 0, `tune.wake_order "lifo"`},
+		{"bad io_uring", "tune: {io_uring: always}\n", 0, `tune.io_uring "always"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

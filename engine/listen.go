@@ -339,6 +339,9 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if l.arrival {
 		tc.fr = fairpoll.NewReader(innerConn(c))
 		tc.rawWrites = tc.fw != nil
+		if tc.rawWrites {
+			tc.fw.BatchSends() // when tune.io_uring allows (server.go)
+		}
 	}
 	if l.readTimeout > 0 {
 		_ = tc.SetReadDeadline(now.Add(l.readTimeout))
@@ -576,7 +579,20 @@ func unreadBytes(c net.Conn) int {
 	return n
 }
 
+// SyncWrites waits for the connection's batched write in flight, if any:
+// code that writes the socket directly (a detached WebSocket) calls it
+// first, so that its bytes follow the response already written.
+func (c *trackedConn) SyncWrites() error {
+	if c.fw != nil {
+		return c.fw.Sync()
+	}
+	return nil
+}
+
 func (c *trackedConn) Close() error {
+	if c.fw != nil {
+		c.fw.Close() // no batched write may name the descriptor once it is closed
+	}
 	err := c.Conn.Close()
 	c.once.Do(func() { c.set.remove(c) })
 	return err

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/edgeloop/edgeloop/internal/fairpoll"
+	"github.com/edgeloop/edgeloop/internal/uring"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -42,14 +44,33 @@ var (
 		Namespace: "edgeloop", Subsystem: "engine", Name: "open_connections",
 		Help: "Client connections open now, over all listeners.",
 	}, func() float64 { return float64(openConns.Load()) })
+	metricBatchedSends = batchSendCounter("sends_total",
+		"Writes handed to the kernel through io_uring (tune.io_uring).",
+		func(s uring.Stats) uint64 { return s.Sends })
+	metricBatchSubmissions = batchSendCounter("submissions_total",
+		"io_uring_enter(2) calls that submitted batched writes: sends_total over this is the batch size.",
+		func(s uring.Stats) uint64 { return s.Submissions })
+	metricBatchWaited = batchSendCounter("waited_total",
+		"Batched writes that had to wait for room in their socket.",
+		func(s uring.Stats) uint64 { return s.Waited })
+	metricBatchTimedOut = batchSendCounter("timed_out_total",
+		"Batched writes cancelled after waiting for room longer than the write timeout.",
+		func(s uring.Stats) uint64 { return s.TimedOut })
 )
+
+func batchSendCounter(name, help string, f func(uring.Stats) uint64) prometheus.CounterFunc {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "edgeloop", Subsystem: "io_uring", Name: name, Help: help,
+	}, func() float64 { return float64(f(fairpoll.BatchSendStats())) })
+}
 
 // openConns counts client connections of every listener of this process.
 var openConns atomic.Int64
 
 func init() {
 	prometheus.MustRegister(metricRequests, metricDuration, metricBytesIn, metricBytesOut,
-		metricPanics, metricRateLimited, metricOpenConns)
+		metricPanics, metricRateLimited, metricOpenConns,
+		metricBatchedSends, metricBatchSubmissions, metricBatchWaited, metricBatchTimedOut)
 }
 
 // routeMetrics caches one route's collectors so the request path does no

@@ -483,5 +483,12 @@ func (c *Config) normalizeFeatures() error {
 	default:
 		return c.errf(0, "tune.wake_order %q: want auto, arrival or runtime", c.Tune.WakeOrder)
 	}
+	switch c.Tune.IOUring {
+	case "":
+		c.Tune.IOUring = "auto"
+	case "auto", "off":
+	default:
+		return c.errf(0, "tune.io_uring %q: want auto or off", c.Tune.IOUring)
+	}
 	return nil
 }

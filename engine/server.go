@@ -202,12 +202,13 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	errc := make(chan error, 8)
+	sends := s.batchSends()
 	s.mu.Lock()
 	for _, ln := range s.listeners {
 		h := s.newHertz(ln)
 		s.hertz = append(s.hertz, h)
 		go func() { errc <- h.Run() }()
-		s.log.Info("listening", "addr", ln.Addr().String(), "transport", s.cfg.Transport, "wake_order", s.wakeOrder())
+		s.log.Info("listening", "addr", ln.Addr().String(), "transport", s.cfg.Transport, "wake_order", s.wakeOrder(), "sends", sends)
 	}
 	if s.adminLn != nil {
 		s.admin = s.newAdmin()
@@ -345,6 +346,22 @@ func (s *Server) wakeOrder() string {
 		return "arrival"
 	}
 	return "runtime"
+}
+
+// batchSends turns batched sends through io_uring (tune.io_uring) on or
+// off for the process, and names what writes are: "io_uring", "write" (off,
+// or runtime order, where writes are not made through fairpoll) or
+// "write (io_uring unavailable)".
+func (s *Server) batchSends() string {
+	if !s.arrivalOrder() || s.cfg.Tune.IOUring == "off" {
+		_ = fairpoll.EnableBatchSends(false)
+		return "write"
+	}
+	if err := fairpoll.EnableBatchSends(true); err != nil {
+		s.log.Info("io_uring not available: writes are write(2) calls", "err", err)
+		return "write (io_uring unavailable)"
+	}
+	return "io_uring"
 }
 
 // arrivalOrder reports whether connections are read through fairpoll, in

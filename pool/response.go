@@ -48,7 +48,14 @@ func (c *Conn) ReadResponse(timeout time.Duration, isHead bool) (*Response, erro
 	}
 	c.readTimeout = timeout
 	c.setReadTimeout(timeout)
-	if c.br.Buffered() == 0 {
+	if c.fw != nil && c.fw.Pending() {
+		// The request went to the ring's next batch: wait until it is
+		// sent (the batch goes out after the other runnable requests had
+		// their turn, which is what the yield below is for otherwise).
+		if err := c.fw.Sync(); err != nil {
+			return nil, err
+		}
+	} else if c.br.Buffered() == 0 {
 		// The request was just sent and its answer is almost never there
 		// yet: reading now would cost a read(2) that fails with EAGAIN
 		// before the wait for it. Let the other runnable requests go first;

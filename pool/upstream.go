@@ -175,6 +175,7 @@ func (u *Upstream) dial(ctx context.Context) (*Conn, error) {
 		}
 		if c.fw = fairpoll.NewWriter(nc); c.fw != nil {
 			wr = c.fw
+			c.fw.BatchSends() // when the process batches sends (fairpoll.EnableBatchSends)
 		}
 	}
 	c.br, c.bw = bufio.NewReaderSize(rd, readBufSize), bufio.NewWriterSize(wr, writeBufSize)
@@ -206,6 +207,9 @@ func (u *Upstream) put(c *Conn) {
 
 // discard closes a connection that must not be reused.
 func (u *Upstream) discard(c *Conn) {
+	if c.fw != nil {
+		c.fw.Close() // no batched write may name the descriptor once it is closed
+	}
 	_ = c.nc.Close()
 	u.open.Add(-1)
 	u.mOpen.Dec()

@@ -31,6 +31,12 @@ func detach(nc network.Conn) (net.Conn, error) {
 	if tcp == nil {
 		return nil, nil
 	}
+	// The upgrade response may still be on its way through a wrapper that
+	// batches writes (engine's client connections with io_uring): the
+	// frames written on the duplicate must follow it.
+	if err := syncWrites(nc); err != nil {
+		return nil, err
+	}
 	var pre []byte
 	if n := nc.Len(); n > 0 {
 		b, err := nc.Peek(n)
@@ -124,24 +130,49 @@ var (
 	tcpConnType = reflect.TypeFor[*net.TCPConn]()
 )
 
-// findTCP unwraps the chain of connection wrappers (hertz's hijackConn and
+// syncWrites waits for the batched writes of the wrappers between v and
+// its *net.TCPConn that batch them (a SyncWrites method).
+func syncWrites(v any) error {
+	var err error
+	walkConns(v, func(x any) {
+		if s, ok := x.(interface{ SyncWrites() error }); ok && err == nil {
+			err = s.SyncWrites()
+		}
+	})
+	return err
+}
+
+// findTCP returns the *net.TCPConn under the wrappers of v, or nil.
+func findTCP(v any) *net.TCPConn {
+	var tcp *net.TCPConn
+	walkConns(v, func(x any) {
+		if c, ok := x.(*net.TCPConn); ok {
+			tcp = c
+		}
+	})
+	return tcp
+}
+
+// walkConns unwraps the chain of connection wrappers (hertz's hijackConn and
 // standard.Conn, edgeloop's tracking and limiting conns) down to the
 // *net.TCPConn. hertz keeps the inner connection in unexported fields with
-// no accessor, so they are read by reflection.
-func findTCP(v any) *net.TCPConn {
+// no accessor, so they are read by reflection. visit sees each wrapper and
+// the *net.TCPConn last; the walk stops at TLS, which has no plain socket.
+func walkConns(v any, visit func(any)) {
 	for range 8 {
+		visit(v)
 		switch x := v.(type) {
 		case *net.TCPConn:
-			return x
+			return
 		case *tls.Conn, interface{ ConnectionState() tls.ConnectionState }:
-			return nil
+			return
 		case interface{ NetConn() net.Conn }:
 			v = x.NetConn()
 			continue
 		}
 		rv := reflect.ValueOf(v)
 		if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
-			return nil
+			return
 		}
 		ev := rv.Elem()
 		var next any
@@ -154,11 +185,11 @@ func findTCP(v any) *net.TCPConn {
 			}
 		}
 		if next == nil {
-			return nil
+			return
 		}
 		v = next
 	}
-	return nil
+	return
 }
 
 // prefixConn replays bytes read ahead by hertz before reading the socket.

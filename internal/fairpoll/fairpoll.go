@@ -39,6 +39,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/edgeloop/edgeloop/internal/uring"
 )
 
 // batch gathers the readers woken by one netpoll round. Safe for
@@ -279,6 +281,8 @@ type Writer struct {
 	iov   [2]syscall.Iovec
 
 	dl deadline
+
+	send *uring.Send // batched sends (BatchSends); nil: write(2)
 }
 
 // NewWriter returns a Writer for c, or nil if c has no pollable socket.
@@ -359,6 +363,24 @@ func (w *Writer) WriteTwo(a, b []byte) (int, error) {
 	if len(a) == 0 {
 		a, b = b, nil
 	}
+	if w.send != nil {
+		if err := w.Sync(); err != nil {
+			return 0, err
+		}
+		if n := len(a) + len(b); n <= uring.MaxSend {
+			var timeout time.Duration
+			var deadline time.Time
+			if e := w.dl.each.Load(); e != 0 {
+				timeout = time.Duration(e)
+			} else {
+				deadline = decode(w.dl.want.Load())
+			}
+			if err := w.send.Start(a, b, timeout, deadline); err != nil {
+				return 0, w.opError(err)
+			}
+			return n, nil
+		}
+	}
 	w.p, w.tail, w.n, w.errno = a, b, 0, nil
 	w.dl.begin()
 	err := w.rc.Write(w.fn)
@@ -374,10 +396,13 @@ func (w *Writer) WriteTwo(a, b []byte) (int, error) {
 		return n, err
 	}
 	if w.errno != nil {
-		return n, &net.OpError{Op: "write", Net: "tcp", Source: w.conn.LocalAddr(),
-			Addr: w.conn.RemoteAddr(), Err: os.NewSyscallError("write", w.errno)}
+		return n, w.opError(os.NewSyscallError("write", w.errno))
 	}
 	return n, nil
+}
+
+func (w *Writer) opError(err error) error {
+	return &net.OpError{Op: "write", Net: "tcp", Source: w.conn.LocalAddr(), Addr: w.conn.RemoteAddr(), Err: err}
 }
 
 // Enabled reports whether readers should restore arrival order by default:
