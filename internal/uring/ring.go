@@ -426,19 +426,22 @@ func (r *Ring) submitLocked() {
 	// Completions during the call are collected below: the eventfd need
 	// not wake the reaper for them.
 	atomic.StoreUint32(r.cqFlags, atomic.LoadUint32(r.cqFlags)|cqEventfdDisabled)
-	for r.unsubmitted > 0 {
+	for tries := 0; r.unsubmitted > 0; tries++ {
 		n, _, errno := syscall.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(r.unsubmitted), 0, 0, 0, 0)
-		switch errno {
-		case 0:
+		switch {
+		case errno == 0:
 			r.unsubmitted -= uint32(n)
 			r.stats.Submissions++
-		case syscall.EINTR:
-		case syscall.EBUSY, syscall.EAGAIN:
-			// The completion queue is full (kept by the kernel meanwhile):
-			// make room and try again.
+		case errno == syscall.EINTR:
+		case (errno == syscall.EBUSY || errno == syscall.EAGAIN) && tries < 100:
+			// The completion queue is full (the kernel keeps the overflow)
+			// or the kernel is short of memory: make room, try again.
 			r.reapLocked()
+			runtime.Gosched()
 		default:
-			panic("uring: io_uring_enter: " + errno.Error())
+			// The ring refuses the entries: fail their sends with the
+			// error, as write(2) would have, rather than wait forever.
+			r.failUnsubmittedLocked(errno)
 		}
 	}
 	atomic.StoreUint32(r.cqFlags, atomic.LoadUint32(r.cqFlags)&^cqEventfdDisabled)
@@ -466,6 +469,37 @@ func (r *Ring) submitLocked() {
 	}
 }
 
+// failUnsubmittedLocked takes back the entries the kernel has not consumed
+// and completes their sends with errno.
+func (r *Ring) failUnsubmittedLocked(errno syscall.Errno) {
+	head := atomic.LoadUint32(r.sqHead)
+	for i := head; i != r.tail; i++ {
+		ud := r.sqes[r.sqArray[i&r.sqMask]].userData
+		if ud == cancelTag {
+			continue
+		}
+		s := r.ops[ud]
+		r.ops[ud] = nil
+		r.free = append(r.free, ud)
+		r.completeLocked(s, -int32(errno))
+	}
+	r.tail = head
+	atomic.StoreUint32(r.sqTail, r.tail)
+	r.unsubmitted = 0
+}
+
+// completeLocked records the result of s's send and releases its buffer.
+func (r *Ring) completeLocked(s *Send, res int32) {
+	s.res = res
+	putBuf(s.buf)
+	s.buf = nil
+	s.state.Store(complete)
+	if s.waiting {
+		s.waiting = false
+		r.woken = append(r.woken, s)
+	}
+}
+
 // noteExpiry turns s's timeout into a deadline from now, the moment it
 // started to wait.
 func (r *Ring) noteExpiry(s *Send, now int64) {
@@ -490,14 +524,7 @@ func (r *Ring) reapLocked() {
 			s := r.ops[c.userData]
 			r.ops[c.userData] = nil
 			r.free = append(r.free, c.userData)
-			s.res = c.res
-			putBuf(s.buf)
-			s.buf = nil
-			s.state.Store(complete)
-			if s.waiting {
-				s.waiting = false
-				r.woken = append(r.woken, s)
-			}
+			r.completeLocked(s, c.res)
 		}
 		atomic.StoreUint32(r.cqHead, head)
 		if atomic.LoadUint32(r.sqFlags)&sqCQOverflow == 0 {

@@ -292,3 +292,28 @@ func BenchmarkSend(b *testing.B) {
 		}
 	}
 }
+
+// When the kernel refuses a submission, the queued sends fail with its
+// error instead of waiting forever.
+func TestSubmitFailureFailsSends(t *testing.T) {
+	testRing(t) // skips where io_uring is unavailable
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s := pair(t)
+	snd := r.NewSend(fdOf(t, s))
+	syscall.Close(r.fd) // io_uring_enter now fails with EBADF
+	if err := snd.Start([]byte("lost"), nil, time.Second, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.Wait(); !errors.Is(err, syscall.EBADF) {
+		t.Fatalf("Wait after a refused submission: %v, want EBADF", err)
+	}
+	if err := snd.Start([]byte("again"), nil, time.Second, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.Wait(); !errors.Is(err, syscall.EBADF) {
+		t.Fatalf("second send: %v, want EBADF", err)
+	}
+}
