@@ -6,12 +6,13 @@
 #   (b) static: GET /1k.txt, edgeloop from its embedded site, nginx the same bytes from disk
 #   transport:  edgeloop with `transport: netpoll` against `transport: standard`, (a) and (b)
 #   GOMAXPROCS: 2 against 1 on the one pinned server CPU, both transports, (a) and (b), once
+#   writes:     (a) with io_uring batches (tune.io_uring: auto, the default) against write(2) (off)
 #   Go benchmarks of the hot paths (ns/op, allocs/op)
 #
 # Every server runs for the whole scenario, each pinned to SERVER_CPU; only the one being
 # measured gets traffic. The origin runs on CLIENT_CPU with GOMAXPROCS=1, beside wrk.
 # Knobs: ROUNDS (3), BENCH_DURATION (8 s), BENCH_CONNS (64), GOBENCH_TIME (1s; "off" skips),
-# CORE_PORT_BASE (18180: ports 18180..18186 on 127.0.0.1).
+# CORE_PORT_BASE (18180: ports 18180..18187 on 127.0.0.1).
 
 core_rounds=${ROUNDS:-3}
 core_dur=${BENCH_DURATION:-8}
@@ -37,6 +38,7 @@ routes:
   - path: /
     root: embedded
 EOF
+  sed 's/^guard: .*/&\ntune: {io_uring: "off"}/' "$BENCH_OUT/edgeloop-core.yaml" >"$BENCH_OUT/edgeloop-core-write.yaml"
 }
 
 # core_nginx_config renders bench/nginx.conf.tmpl into $BENCH_OUT.
@@ -51,12 +53,13 @@ core_nginx_config() {
   echo "$out"
 }
 
-# core_el NAME PORT GOMAXPROCS [--transport T] starts one edgeloop process.
+# core_el NAME PORT GOMAXPROCS [--transport T] starts one edgeloop process
+# (with $CORE_CONFIG instead of the shared config when set).
 core_el() {
   local name=$1 port=$2 procs=$3
   shift 3
   start_bg "$name" "$SERVER_CPU" env GOMAXPROCS="$procs" "$BIN" serve \
-    --config "$BENCH_OUT/edgeloop-core.yaml" --listen "127.0.0.1:$port" "$@"
+    --config "${CORE_CONFIG:-$BENCH_OUT/edgeloop-core.yaml}" --listen "127.0.0.1:$port" "$@"
 }
 
 # core_check URL: the response must be 200 with the 1 KiB body.
@@ -74,8 +77,9 @@ core_main() {
   core_config
   nginx_dir=$(core_nginx_config)
   "$BIN" config check "$BENCH_OUT/edgeloop-core.yaml" >/dev/null
+  "$BIN" config check "$BENCH_OUT/edgeloop-core-write.yaml" >/dev/null
 
-  need_free_ports $(seq "$core_port" $((core_port + 6)))
+  need_free_ports $(seq "$core_port" $((core_port + 7)))
   start_bg origin "$CLIENT_CPU" env GOMAXPROCS=1 "$ORIGIN_BIN" -listen "127.0.0.1:$core_origin"
   start_bg nginx "$SERVER_CPU" nginx -e "$nginx_dir/nginx-error.log" -p "$nginx_dir" -c "$nginx_dir/nginx.conf"
   core_el el "$((core_port + 2))" 1 # the default transport
@@ -83,14 +87,15 @@ core_main() {
   core_el el-np "$((core_port + 4))" 1 --transport netpoll
   core_el el-std-g2 "$((core_port + 5))" 2 --transport standard
   core_el el-np-g2 "$((core_port + 6))" 2 --transport netpoll
+  CORE_CONFIG="$BENCH_OUT/edgeloop-core-write.yaml" core_el el-wr "$((core_port + 7))" 1
 
-  for ((u = 0; u <= 6; u++)); do
+  for ((u = 0; u <= 7; u++)); do
     wait_http "http://127.0.0.1:$((core_port + u))/" 15 || return 1
   done
   # Each server is measured alone on the server CPU, the others paused (lib.sh).
   BENCH_SOLO=([el-]=el [nginx-]=nginx [netpoll-]=el-np [standard-]=el-std
-    [netpoll-g2]=el-np-g2 [standard-g2]=el-std-g2)
-  for ((u = 1; u <= 6; u++)); do
+    [netpoll-g2]=el-np-g2 [standard-g2]=el-std-g2 [uring-]=el [write-]=el-wr)
+  for ((u = 1; u <= 7; u++)); do
     core_check "http://127.0.0.1:$((core_port + u))/bytes/1024" || return 1
     core_check "http://127.0.0.1:$((core_port + u))/1k.txt" || return 1
   done
@@ -100,6 +105,7 @@ core_main() {
   local el="http://127.0.0.1:$((core_port + 2))" ng="http://127.0.0.1:$core_nginx"
   local std="http://127.0.0.1:$((core_port + 3))" np="http://127.0.0.1:$((core_port + 4))"
   local std2="http://127.0.0.1:$((core_port + 5))" np2="http://127.0.0.1:$((core_port + 6))"
+  local wr="http://127.0.0.1:$((core_port + 7))"
   local r=$core_rounds c=$core_conns d=$core_dur
 
   report_note "# core: edgeloop (default transport, GOMAXPROCS=1) vs nginx (1 worker); $c conns, ${d}s x $r rounds"
@@ -107,6 +113,10 @@ core_main() {
   report el-proxy nginx-proxy
   ab_rounds "$r" "$c" "$d" el-static "$el/1k.txt" nginx-static "$ng/1k.txt" || return 1
   report el-static nginx-static
+
+  report_note "# writes: io_uring batches (tune.io_uring auto, the default) vs write(2) (off), GOMAXPROCS=1"
+  ab_rounds "$r" "$c" "$d" uring-proxy "$el/bytes/1024" write-proxy "$wr/bytes/1024" || return 1
+  report uring-proxy write-proxy
 
   report_note "# transport: netpoll vs standard, GOMAXPROCS=1"
   ab_rounds "$r" "$c" "$d" netpoll-proxy "$np/bytes/1024" standard-proxy "$std/bytes/1024" || return 1
@@ -124,7 +134,7 @@ core_main() {
   ab_rounds 1 "$c" "$d" netpoll-g2-static "$np2/1k.txt" netpoll-g1-static "$np/1k.txt" || return 1
   report netpoll-g2-static netpoll-g1-static
 
-  for u in el el-std el-np el-std-g2 el-np-g2 nginx origin; do
+  for u in el el-std el-np el-std-g2 el-np-g2 el-wr nginx origin; do
     stop_bg "$u"
   done
   core_gobench
@@ -135,8 +145,8 @@ core_gobench() {
   local t=${GOBENCH_TIME:-1s}
   [ "$t" = off ] && return 0
   bench_log "go benchmarks (-benchtime=$t)"
-  (cd "$ROOT" && go test -run '^$' -bench 'Proxy|Static|Hit|Allow|Negotiate|ReadDeadline' -benchtime="$t" \
-    -benchmem ./handlers/ ./cache/ ./engine/... ./internal/fairpoll/) >"$BENCH_OUT/gobench.txt" 2>&1 ||
+  (cd "$ROOT" && go test -run '^$' -bench 'Proxy|Static|Hit|Allow|Negotiate|ReadDeadline|Send' -benchtime="$t" \
+    -benchmem ./handlers/ ./cache/ ./engine/... ./internal/fairpoll/ ./internal/uring/) >"$BENCH_OUT/gobench.txt" 2>&1 ||
     { echo "core: go benchmarks failed (see $BENCH_OUT/gobench.txt)" >&2; cat "$BENCH_OUT/gobench.txt" >&2; return 1; }
   report_note "# Go benchmarks (-benchtime=$t): name, ns/op, B/op, allocs/op"
   awk '/^pkg:/ {pkg = $2; sub(/.*edgeloop\/edgeloop\//, "", pkg)}
