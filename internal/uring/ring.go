@@ -71,6 +71,13 @@ const (
 	watchdogGranularity = 50 * time.Millisecond
 )
 
+// maxBatch is the most sends a batch collects before the writer that
+// queues the last one submits it: beyond ~16 a larger batch saves little
+// (6.7 against 7.0 µs per send at 64 and 16), and a long round of requests
+// would otherwise send their answers, and their origins get their requests,
+// all at the round's end.
+var maxBatch = 16
+
 type sqOffsets struct {
 	head, tail, ringMask, ringEntries, flags, dropped, array, resv1 uint32
 	resv2                                                           uint64
@@ -328,7 +335,7 @@ func (s *Send) Start(a, b []byte, timeout time.Duration, deadline time.Time) err
 	}
 	s.gen++
 	r.queueLocked(s)
-	r.mu.Unlock()
+	r.wakeAndUnlock()
 	return nil
 }
 
@@ -390,6 +397,10 @@ func (r *Ring) queueLocked(s *Send) {
 		len: uint32(s.n), opFlags: msgNoSignal | msgWaitAll, userData: s.slot}
 	s.state.Store(queued)
 	r.batch = append(r.batch, s)
+	if len(r.batch) >= maxBatch {
+		r.submitLocked()
+		return
+	}
 	if !r.kicked {
 		r.kicked = true
 		select {
