@@ -76,7 +76,7 @@ const (
 // (6.7 against 7.0 µs per send at 64 and 16), and a long round of requests
 // would otherwise send their answers, and their origins get their requests,
 // all at the round's end.
-var maxBatch = 16
+const maxBatch = 16
 
 type sqOffsets struct {
 	head, tail, ringMask, ringEntries, flags, dropped, array, resv1 uint32
