@@ -362,7 +362,7 @@ func (s *Send) Wait() error {
 	s.state.Store(idle)
 	r.mu.Unlock()
 	switch {
-	case res < 0 && canceled && syscall.Errno(-res) == syscall.ECANCELED:
+	case res < 0 && canceled: // ECANCELED, or EINTR from a send cut short
 		return errTimeout{}
 	case res < 0:
 		return syscall.Errno(-res)
