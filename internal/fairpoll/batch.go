@@ -83,7 +83,7 @@ func (w *Writer) BatchSends() bool {
 	if err := w.rc.Control(func(f uintptr) { fd = int(f) }); err != nil || fd < 0 {
 		return false
 	}
-	w.send = r.NewSend(fd)
+	w.send = r.NewSend(fd, w.conn)
 	return true
 }
 

@@ -282,6 +282,7 @@ func (r *Ring) Stats() Stats {
 type Send struct {
 	r     *Ring
 	fd    int
+	keep  any // the connection, reachable while the ring holds the send
 	state atomic.Uint32
 
 	// Under r.mu.
@@ -299,9 +300,11 @@ type Send struct {
 	done     chan struct{}
 }
 
-// NewSend returns the send path of the socket fd.
-func (r *Ring) NewSend(fd int) *Send {
-	return &Send{r: r, fd: fd, done: make(chan struct{}, 1)}
+// NewSend returns the send path of the socket fd. keep (the connection
+// owning fd) stays reachable while a send is queued or in flight, so that
+// no finalizer closes the descriptor meanwhile.
+func (r *Ring) NewSend(fd int, keep any) *Send {
+	return &Send{r: r, fd: fd, keep: keep, done: make(chan struct{}, 1)}
 }
 
 // Busy reports whether a send is queued, in flight, or has a result that

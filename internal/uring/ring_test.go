@@ -88,7 +88,7 @@ func readN(t testing.TB, c net.Conn, n int) []byte {
 func TestSendsArriveInOrder(t *testing.T) {
 	r := testRing(t)
 	c, s := pair(t)
-	snd := r.NewSend(fdOf(t, s))
+	snd := r.NewSend(fdOf(t, s), s)
 	var want bytes.Buffer
 	for i := range 200 {
 		a := bytes.Repeat([]byte{byte('a' + i%26)}, 1+i*37%5000)
@@ -127,7 +127,7 @@ func TestConcurrentSendsStayOnTheirConnections(t *testing.T) {
 	errs := make(chan error, conns)
 	for i := range conns {
 		c, s := pair(t)
-		snd := r.NewSend(fdOf(t, s))
+		snd := r.NewSend(fdOf(t, s), s)
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -179,7 +179,7 @@ func TestSendTimesOutWhenPeerDoesNotRead(t *testing.T) {
 	r := testRing(t)
 	_, s := pair(t)
 	_ = s.SetWriteBuffer(4096)
-	snd := r.NewSend(fdOf(t, s))
+	snd := r.NewSend(fdOf(t, s), s)
 	chunk := make([]byte, MaxSend)
 	start := time.Now()
 	var err error
@@ -211,7 +211,7 @@ func TestSendErrorIsReported(t *testing.T) {
 	_ = c.SetLinger(0)
 	c.Close() // RST
 	time.Sleep(50 * time.Millisecond)
-	snd := r.NewSend(fdOf(t, s))
+	snd := r.NewSend(fdOf(t, s), s)
 	var err error
 	for i := 0; i < 10 && err == nil; i++ {
 		if err = snd.Start([]byte("hello"), nil, time.Second, time.Time{}); err != nil {
@@ -232,7 +232,7 @@ func TestCloseSubmitsBeforeDescriptorReuse(t *testing.T) {
 	for round := range 20 {
 		c1, s1 := pair(t)
 		fd := fdOf(t, s1)
-		snd := r.NewSend(fd)
+		snd := r.NewSend(fd, s1)
 		if err := snd.Start([]byte("for-the-first-peer"), nil, time.Second, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +257,7 @@ func TestCloseSubmitsBeforeDescriptorReuse(t *testing.T) {
 func TestStartRejectsBadSends(t *testing.T) {
 	r := testRing(t)
 	_, s := pair(t)
-	snd := r.NewSend(fdOf(t, s))
+	snd := r.NewSend(fdOf(t, s), s)
 	if err := snd.Start(nil, nil, 0, time.Time{}); err == nil {
 		t.Fatal("empty send accepted")
 	}
@@ -279,7 +279,7 @@ func BenchmarkSend(b *testing.B) {
 	r := testRing(b)
 	c, s := pair(b)
 	go func() { _, _ = io.Copy(io.Discard, c) }()
-	snd := r.NewSend(fdOf(b, s))
+	snd := r.NewSend(fdOf(b, s), s)
 	msg := make([]byte, 1200)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -302,7 +302,7 @@ func TestSubmitFailureFailsSends(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, s := pair(t)
-	snd := r.NewSend(fdOf(t, s))
+	snd := r.NewSend(fdOf(t, s), s)
 	syscall.Close(r.fd) // io_uring_enter now fails with EBADF
 	if err := snd.Start([]byte("lost"), nil, time.Second, time.Time{}); err != nil {
 		t.Fatal(err)
@@ -327,7 +327,7 @@ func TestShortSendsAreFinished(t *testing.T) {
 	defer func() { sendFlags = msgNoSignal | msgWaitAll }()
 	c, s := pair(t)
 	_ = s.SetWriteBuffer(16 << 10) // less than a send: each completes in parts
-	snd := r.NewSend(fdOf(t, s))
+	snd := r.NewSend(fdOf(t, s), s)
 	var want bytes.Buffer
 	got := make(chan []byte, 1)
 	const sends = 40
