@@ -189,7 +189,6 @@ func walkConns(v any, visit func(any)) {
 		}
 		v = next
 	}
-	return
 }
 
 // prefixConn replays bytes read ahead by hertz before reading the socket.
