@@ -69,13 +69,23 @@ func TestBatchedWritesKeepOrder(t *testing.T) {
 	}
 }
 
-// A batched write that waits for room longer than the write timeout
-// reports a timeout (a *net.OpError) at the next Sync.
+// A batched write that waits for room longer than the write timeout, or
+// past the write deadline, reports a timeout (a *net.OpError) at the next
+// Sync.
 func TestBatchedWriteTimeout(t *testing.T) {
+	t.Run("call timeout", func(t *testing.T) {
+		testBatchedWriteTimeout(t, func(w *Writer) { w.SetCallTimeout(150 * time.Millisecond) })
+	})
+	t.Run("deadline", func(t *testing.T) {
+		testBatchedWriteTimeout(t, func(w *Writer) { _ = w.SetDeadline(time.Now().Add(300 * time.Millisecond)) })
+	})
+}
+
+func testBatchedWriteTimeout(t *testing.T, bound func(*Writer)) {
 	srv, _ := pairs(t, 1)
 	_ = srv[0].(*net.TCPConn).SetWriteBuffer(4096)
 	w := batchingWriter(t, srv[0])
-	w.SetCallTimeout(150 * time.Millisecond)
+	bound(w)
 	chunk := make([]byte, 60<<10)
 	var err error
 	for i := 0; i < 2000 && err == nil; i++ {
