@@ -450,13 +450,17 @@ func (r *Ring) submitLocked() {
 		return
 	}
 	atomic.StoreUint32(r.sqTail, r.tail)
-	if len(r.again) > 0 {
-		r.batch = append(r.batch, r.again...)
-		clear(r.again)
-		r.again = r.again[:0]
+	for i, s := range r.again {
+		if s.state.Load() == queued { // not already resubmitted and done
+			r.batch = append(r.batch, s)
+		}
+		r.again[i] = nil
 	}
+	r.again = r.again[:0]
 	for _, s := range r.batch {
-		s.state.Store(inflight)
+		if s.state.Load() == queued {
+			s.state.Store(inflight)
+		}
 	}
 	// Completions during the call are collected below: the eventfd need
 	// not wake the reaper for them.
