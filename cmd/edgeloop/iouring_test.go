@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // TestBatchedSends: in arrival order, with tune.io_uring on, responses and
@@ -61,6 +63,9 @@ tune: {wake_order: arrival, io_uring: %s}
 routes:
   - path: /static/
     root: %s
+  - path: /ws/{channel}
+    websocket:
+      publish_allow: [127.0.0.0/8]
   - path: /
     upstream: %s
 `, mode, root, o.URL))
@@ -145,6 +150,26 @@ routes:
 		if want := fmt.Sprintf("/pipe/%d|", k); !strings.HasPrefix(string(body), want) {
 			t.Fatalf("pipelined answer %d: %.30q, want %q first", k, body, want)
 		}
+	}
+
+	// WebSockets: the upgrade response goes out batched, then the hub
+	// writes frames on the detached socket (detach waits for the batched
+	// write first: handlers/wshub's TestSyncWritesThroughWrappers).
+	for round := range 5 {
+		subs := []*websocket.Conn{mustWS(t, p.ws("/ws/b")), mustWS(t, p.ws("/ws/b"))}
+		waitOpen(t, p, "/ws/{channel}", 2)
+		msg := fmt.Sprintf("round %d", round)
+		if got := publish(t, p.url("/publish/b"), msg); got != 2 {
+			t.Fatalf("round %d: delivered to %d subscribers, want 2", round, got)
+		}
+		for k, c := range subs {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, b, err := c.ReadMessage(); err != nil || string(b) != msg {
+				t.Fatalf("round %d, subscriber %d: %q, %v", round, k, b, err)
+			}
+			_ = c.Close()
+		}
+		waitOpen(t, p, "/ws/{channel}", 0)
 	}
 
 	// A large response read slowly arrives whole.

@@ -2,6 +2,7 @@ package wshub
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"testing"
 )
@@ -81,6 +82,40 @@ func TestFindTCPThroughWrappers(t *testing.T) {
 	}
 	if got := findTCP(&hidden{}); got != nil {
 		t.Errorf("no connection inside: got %v", got)
+	}
+}
+
+// syncing wraps a connection and batches writes: SyncWrites must be called
+// before anything is written on the socket under it.
+type syncing struct {
+	net.Conn
+	synced int
+	err    error
+}
+
+func (s *syncing) SyncWrites() error { s.synced++; return s.err }
+
+func TestSyncWritesThroughWrappers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	inner := &syncing{Conn: c}
+	if err := syncWrites(&hidden{c: &wrapped{Conn: inner}}); err != nil || inner.synced != 1 {
+		t.Fatalf("syncWrites through wrappers: %v, synced %d times, want once", err, inner.synced)
+	}
+	inner.err = errors.New("peer gone")
+	if err := syncWrites(&wrapped{Conn: inner}); !errors.Is(err, inner.err) {
+		t.Fatalf("syncWrites error: %v, want the wrapper's", err)
+	}
+	if err := syncWrites(&wrapped{Conn: c}); err != nil {
+		t.Fatalf("no batching wrapper: %v", err)
 	}
 }
 
