@@ -445,6 +445,7 @@ func (m *single) swap(ctx context.Context, cfg *Config) error {
 	}
 	m.p.set.retain(func(k sockKey) bool { return keep[k] })
 	if old != nil {
+		old.srv.handOff()
 		m.old.Add(1)
 		go func() {
 			defer m.old.Done()

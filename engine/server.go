@@ -281,6 +281,20 @@ func (s *Server) newHertz(ln net.Listener) *server.Hertz {
 	return h
 }
 
+// handOff makes way for a successor Server on the same sockets: this one
+// stops accepting, so that from the moment a reload returns every new
+// connection reaches the successor (the sockets stay open through the
+// successor's descriptors: nothing queued is lost). Its keep-alive
+// connections are closed by shutdown, once idle, as before; closing them
+// here would race their clients' next requests, which an HTTP client may
+// not retry when they are not idempotent.
+func (s *Server) handOff() {
+	s.draining.Store(true)
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
+}
+
 // shutdown stops accepting, waits for in-flight requests up to the drain
 // timeout, closes idle keep-alive connections, and releases the routes.
 func (s *Server) shutdown() {

@@ -592,6 +592,10 @@ func TestCacheKeptAcrossReload(t *testing.T) {
 		if code, out, stderr := runCLI(t, nil, "reload", "--admin", p.admin); code != 0 {
 			t.Fatalf("edgeloop reload: exit %d %q %q", code, out, stderr)
 		}
+		// A keep-alive connection may still be served by the previous
+		// generation until it drains; new connections reach the new one
+		// once reload returns.
+		c.CloseIdleConnections()
 	}
 	get(t, c, p.url("/a"))
 	if o.hits.Load() != 1 {
