@@ -62,7 +62,10 @@ type hidden struct {
 
 func (h *hidden) Read([]byte) (int, error) { return 0, nil }
 
-func TestFindTCPThroughWrappers(t *testing.T) {
+// loopbackConn returns the client end of a loopback TCP connection,
+// closed with the test.
+func loopbackConn(t *testing.T) *net.TCPConn {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -72,8 +75,12 @@ func TestFindTCPThroughWrappers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	tcp := c.(*net.TCPConn)
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+func TestFindTCPThroughWrappers(t *testing.T) {
+	tcp := loopbackConn(t)
 	if got := findTCP(&wrapped{Conn: &wrapped{Conn: tcp}}); got != tcp {
 		t.Errorf("embedded wrappers: got %v", got)
 	}
@@ -96,16 +103,7 @@ type syncing struct {
 func (s *syncing) SyncWrites() error { s.synced++; return s.err }
 
 func TestSyncWritesThroughWrappers(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := loopbackConn(t)
 	inner := &syncing{Conn: c}
 	if err := syncWrites(&hidden{c: &wrapped{Conn: inner}}); err != nil || inner.synced != 1 {
 		t.Fatalf("syncWrites through wrappers: %v, synced %d times, want once", err, inner.synced)

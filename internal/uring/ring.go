@@ -5,7 +5,7 @@
 // On the VMs edgeloop is measured on, entering and leaving the kernel is
 // dear: a 1.2 KB loopback write(2) cost 9.5 µs against 7.0 µs per send
 // submitted to io_uring in batches of 16 (the same TCP work, fewer
-// crossings). A proxied request makes two sends, one to the origin and
+// crossings; a throwaway liburing loop, see docs/bench.md). A proxied request makes two sends, one to the origin and
 // one to the client.
 //
 // One Ring serves the process. A connection's Send queues its bytes (a
