@@ -338,6 +338,12 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	tc.fw = fairpoll.NewWriter(innerConn(c)) // nil without a socket
 	if l.arrival {
 		tc.fr = fairpoll.NewReader(innerConn(c))
+		if tc.fr != nil {
+			// A keep-alive client's next request is read right after the
+			// answer went out, before the client can have sent it: wait
+			// for the netpoller instead of a read(2) that fails.
+			tc.fr.WaitFirst(true)
+		}
 		tc.rawWrites = tc.fw != nil
 		if tc.rawWrites {
 			tc.fw.BatchSends() // when tune.io_uring allows (server.go)

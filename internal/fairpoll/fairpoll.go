@@ -78,6 +78,12 @@ type Reader struct {
 	then *Reader       // whom to wake after taking the turn (the leader)
 
 	dl deadline
+
+	// WaitFirst's state.
+	nfd     unsafe.Pointer // the *net.netFD; nil: read first
+	waitFn  func(fd uintptr)
+	drained bool // the last read emptied the socket
+	waited  bool // waitFD saw the descriptor readable
 }
 
 // NewReader returns a Reader for c, which must be a *net.TCPConn (or
@@ -173,6 +179,11 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	r.p, r.calls = p, 0
 	r.dl.begin()
+	r.waited = false
+	if r.drained && r.nfd != nil {
+		r.dl.beforeWait()
+		_ = r.rc.Control(r.waitFn)
+	}
 	err := r.rc.Read(r.fn)
 	for err != nil && r.dl.stale(err) {
 		err = r.rc.Read(r.fn)
@@ -181,6 +192,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		r.dl.done()
 	}
 	r.p = nil
+	r.drained = false
 	if err != nil { // deadline, closed: already a *net.OpError
 		return 0, err
 	}
@@ -191,7 +203,8 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if r.n == 0 {
 		return 0, io.EOF
 	}
-	if r.calls > 1 { // waited for the netpoller: take a turn in arrival order
+	r.drained = r.n < len(p)
+	if r.calls > 1 || r.waited { // waited for the netpoller: take a turn in arrival order
 		r.join()
 	}
 	return r.n, nil
