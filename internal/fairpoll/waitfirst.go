@@ -30,7 +30,10 @@ import (
 // (internal/poll.runtime_pollWait, which the runtime exports by linkname).
 // The layout is checked by field names and types when the first Reader is
 // made, and against the descriptor number on every wait; if either ever
-// differs, WaitFirst does nothing.
+// differs, WaitFirst does nothing (and TestWaitFirstSkipsFailedRead fails,
+// so the change is seen). Should a Go release stop allowing the linkname,
+// the build fails here: drop this file and the WaitFirst call in
+// engine/listen.go, and reads go back to trying first.
 
 //go:linkname runtimePollWait internal/poll.runtime_pollWait
 func runtimePollWait(ctx uintptr, mode int) int
