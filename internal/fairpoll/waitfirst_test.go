@@ -61,7 +61,6 @@ func await(t *testing.T, ch <-chan readResult) readResult {
 func TestWaitFirstSkipsFailedRead(t *testing.T) {
 	srv, cli := pairs(t, 1)
 	r := waitFirstReader(t, srv[0])
-	buf := make([]byte, 64)
 	for i := range 200 {
 		msg := []byte{byte('a' + i%26), byte('0' + i%10)}
 		var ch <-chan readResult
@@ -71,12 +70,7 @@ func TestWaitFirstSkipsFailedRead(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(time.Millisecond)
-			n, err := r.Read(buf)
-			ch = func() <-chan readResult {
-				c := make(chan readResult, 1)
-				c <- readResult{string(buf[:n]), err}
-				return c
-			}()
+			ch = readAsync(r, 64)
 		case 1: // written while Read starts
 			ch = readAsync(r, 64)
 			if _, err := cli[0].Write(msg); err != nil {
