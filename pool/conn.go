@@ -35,6 +35,9 @@ type Conn struct {
 	fr       *fairpoll.Reader
 	fw       *fairpoll.Writer
 	rto, wto time.Duration // the call timeouts fr and fw have (-1: none set yet)
+	// waitFirst: fr waits for the netpoller before reading when the last
+	// read emptied the socket (fairpoll.Reader.WaitFirst).
+	waitFirst bool
 	lastUsed time.Time
 	reused   bool // taken from the idle pool: it may have been closed by the origin
 

@@ -48,14 +48,23 @@ func (c *Conn) ReadResponse(timeout time.Duration, isHead bool) (*Response, erro
 	}
 	c.readTimeout = timeout
 	c.setReadTimeout(timeout)
-	if c.fw != nil && c.fw.Pending() {
+	switch {
+	case c.waitFirst && c.br.Buffered() == 0:
+		// The read waits for the netpoller before it reads, so neither
+		// the send's completion nor the other requests' turns need waiting
+		// for here: the first read finds the answer. A send still in the
+		// ring's batch goes out with it; its result is collected by the
+		// next write on the connection (a failed send shows here as the
+		// origin's reset or close, and one that cannot finish as the read
+		// timeout).
+	case c.fw != nil && c.fw.Pending():
 		// The request went to the ring's next batch: wait until it is
 		// sent (the batch goes out after the other runnable requests had
 		// their turn, which is what the yield below is for otherwise).
 		if err := c.fw.Sync(); err != nil {
 			return nil, err
 		}
-	} else if c.br.Buffered() == 0 {
+	case c.br.Buffered() == 0:
 		// The request was just sent and its answer is almost never there
 		// yet: reading now would cost a read(2) that fails with EAGAIN
 		// before the wait for it. Let the other runnable requests go first;

@@ -73,6 +73,7 @@ type Reader struct {
 	n     int
 	errno error
 	calls int
+	empty uint64 // reads that found nothing (EAGAIN), see EmptyReads
 
 	turn chan struct{} // a leader's go-ahead
 	then *Reader       // whom to wake after taking the turn (the leader)
@@ -131,6 +132,7 @@ func (r *Reader) readFD(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			r.empty++
 			r.dl.beforeWait()
 			return false
 		default:
@@ -170,6 +172,12 @@ func (r *Reader) SetDeadline(t time.Time) error { return r.dl.Set(t) }
 // nginx's proxy_read_timeout: a Read that finds data at once reads no
 // clock. Unlike SetDeadline it must be called by the goroutine that reads.
 func (r *Reader) SetCallTimeout(d time.Duration) { r.dl.SetCallTimeout(d) }
+
+// EmptyReads returns how many read(2) calls found no data (EAGAIN) and so
+// had to wait: with WaitFirst in force, only those after a read that
+// filled the buffer, or after a wait the netpoller ended for data an
+// earlier read had already taken. Not safe for concurrent use with Read.
+func (r *Reader) EmptyReads() uint64 { return r.empty }
 
 // Read reads into p like net.Conn's Read: io.EOF at the end of the stream,
 // a *net.OpError otherwise, deadlines honoured.
