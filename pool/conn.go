@@ -38,8 +38,8 @@ type Conn struct {
 	// waitFirst: fr waits for the netpoller before reading when the last
 	// read emptied the socket (fairpoll.Reader.WaitFirst).
 	waitFirst bool
-	lastUsed time.Time
-	reused   bool // taken from the idle pool: it may have been closed by the origin
+	lastUsed  time.Time
+	reused    bool // taken from the idle pool: it may have been closed by the origin
 
 	readTimeout time.Duration
 	resp        Response
