@@ -127,7 +127,13 @@ func TestResponseFramingAndReuse(t *testing.T) {
 		"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", // HEAD: no body follows
 		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
 	)
-	u, err := NewUpstream(origin, UpstreamConfig{})
+	for _, cfg := range []UpstreamConfig{{}, {ArrivalOrder: true}} {
+		testFramingAndReuse(t, origin, cfg)
+	}
+}
+
+func testFramingAndReuse(t *testing.T, origin string, cfg UpstreamConfig) {
+	u, err := NewUpstream(origin, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +152,11 @@ func TestResponseFramingAndReuse(t *testing.T) {
 	} {
 		resp, body := roundTrip(t, u, tc.method)
 		if resp.StatusCode != tc.status || resp.ContentLength != tc.cl || body != tc.body {
-			t.Errorf("%d: got %d cl=%d %q, want %d cl=%d %q", i, resp.StatusCode, resp.ContentLength, body, tc.status, tc.cl, tc.body)
+			t.Errorf("%+v %d: got %d cl=%d %q, want %d cl=%d %q", cfg, i, resp.StatusCode, resp.ContentLength, body, tc.status, tc.cl, tc.body)
 		}
 	}
 	if st := u.Stats(); st.Dials != 1 || st.Open != 1 || st.Idle != 1 {
-		t.Errorf("stats %+v: want one connection reused for all five", st)
+		t.Errorf("%+v: stats %+v: want one connection reused for all five", cfg, st)
 	}
 }
 
@@ -271,9 +277,16 @@ func TestMaxConnsWaitsForAReturnedConnection(t *testing.T) {
 }
 
 func TestStaleConnection(t *testing.T) {
+	t.Run("net.Conn", func(t *testing.T) { testStaleConnection(t, UpstreamConfig{}) })
+	// In arrival order the read waits for the netpoller first: the
+	// origin's FIN must end that wait.
+	t.Run("arrival order", func(t *testing.T) { testStaleConnection(t, UpstreamConfig{ArrivalOrder: true}) })
+}
+
+func testStaleConnection(t *testing.T, cfg UpstreamConfig) {
 	// One response, then the origin closes without Connection: close.
 	origin := rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	u, _ := NewUpstream(origin, UpstreamConfig{})
+	u, _ := NewUpstream(origin, cfg)
 	defer u.Close()
 	roundTrip(t, u, "GET")
 	c, err := u.Acquire(context.Background(), false)
