@@ -5,11 +5,12 @@
 # by PID when it ends. One results table is printed at the end and kept in
 # $BENCH_OUT/report.txt; raw wrk output and logs stay in $BENCH_OUT.
 #
-#   make bench                                     full run (about 5.5 minutes for core.sh)
+#   make bench                                     full run (about 8 minutes for core.sh)
 #   BENCH_DURATION=3 ROUNDS=1 GOBENCH_TIME=100x bench/run.sh core   a quick smoke run
 #
 # Arguments name the scenarios to run (default: all). Environment: BENCH_OUT (bench/out),
 # SERVER_CPU (0), CLIENT_CPU (1), ROUNDS (3), BENCH_DURATION (8, seconds per wrk round),
+# BENCH_WARMUP (5, seconds of unrecorded load on each server before its A/B rounds),
 # BENCH_CONNS (64), GOBENCH_TIME (1s, or "off"), SCENARIO_TIMEOUT (core 600 s, cache 360 s, others 180 s),
 # BENCH_NO_BUILD (set: do not rebuild; measure $BIN, default bin/edgeloop).
 set -euo pipefail
