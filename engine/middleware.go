@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -127,6 +128,10 @@ func (s *Server) observe(c *app.RequestContext, rt *mountedRoute, start time.Tim
 var (
 	requestIDPrefix [8]byte
 	requestIDSeq    atomic.Uint64
+	// requestIDBufs holds the buffers ids are written in: hertz copies a
+	// header value it is given, but the compiler cannot see that, so a
+	// buffer on the stack would move to the heap, one allocation per request.
+	requestIDBufs = sync.Pool{New: func() any { return new([25]byte) }}
 )
 
 func init() {
@@ -142,7 +147,8 @@ func (s *Server) requestID(c *app.RequestContext) {
 		c.Response.Header.SetBytesV(headerRequestID, id)
 		return
 	}
-	var buf [25]byte
+	buf := requestIDBufs.Get().(*[25]byte)
+	defer requestIDBufs.Put(buf)
 	copy(buf[:], requestIDPrefix[:])
 	buf[8] = '-'
 	n := requestIDSeq.Add(1)
