@@ -50,9 +50,10 @@ func (c *Conn) ReadResponse(timeout time.Duration, isHead bool) (*Response, erro
 	c.setReadTimeout(timeout)
 	switch {
 	case c.waitFirst && c.br.Buffered() == 0:
-		// The read waits for the netpoller before it reads, so neither
-		// the send's completion nor the other requests' turns need waiting
-		// for here: the first read finds the answer. A send still in the
+		// The read waits for the netpoller before it reads (when the
+		// last read emptied the socket, as on every reused connection),
+		// so neither the send's completion nor the other requests' turns
+		// need waiting for here. A send still in the
 		// ring's batch goes out with it; its result is collected by the
 		// next write on the connection (a failed send shows here as the
 		// origin's reset or close, and one that cannot finish as the read

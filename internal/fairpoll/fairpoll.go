@@ -174,9 +174,10 @@ func (r *Reader) SetDeadline(t time.Time) error { return r.dl.Set(t) }
 func (r *Reader) SetCallTimeout(d time.Duration) { r.dl.SetCallTimeout(d) }
 
 // EmptyReads returns how many read(2) calls found no data (EAGAIN) and so
-// had to wait: with WaitFirst in force, only those after a read that
-// filled the buffer, or after a wait the netpoller ended for data an
-// earlier read had already taken. Not safe for concurrent use with Read.
+// had to wait: with WaitFirst in force, only the first read, those after
+// a read that filled the buffer, and those after a wait the netpoller
+// ended for data an earlier read had already taken. Not safe for
+// concurrent use with Read.
 func (r *Reader) EmptyReads() uint64 { return r.empty }
 
 // Read reads into p like net.Conn's Read: io.EOF at the end of the stream,
