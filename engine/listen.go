@@ -348,6 +348,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		if tc.rawWrites {
 			tc.fw.BatchSends() // when tune.io_uring allows (server.go)
 		}
+		fairpoll.TimeStages(tc.fr, tc.fw, true) // builds with -tags stagetime only
 	}
 	if l.readTimeout > 0 {
 		_ = tc.SetReadDeadline(now.Add(l.readTimeout))

@@ -182,6 +182,7 @@ func (u *Upstream) dial(ctx context.Context) (*Conn, error) {
 			wr = c.fw
 			c.fw.BatchSends() // when the process batches sends (fairpoll.EnableBatchSends)
 		}
+		fairpoll.TimeStages(c.fr, c.fw, false) // builds with -tags stagetime only
 	}
 	c.br, c.bw = bufio.NewReaderSize(rd, readBufSize), bufio.NewWriterSize(wr, writeBufSize)
 	c.body.c = c

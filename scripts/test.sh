@@ -26,8 +26,12 @@ if [ -z "${EDGELOOP_TEST_DATABASE_URL:-}" ]; then
 fi
 
 go vet ./...
+# Stage timing is compiled in only with -tags stagetime (internal/stagetime):
+# check that build too, and that its timestamps come out in order.
+go vet -tags stagetime ./...
 go test -count=1 -timeout 14m "${@:-./...}"
 if [ $# -eq 0 ]; then
+  go test -count=1 -tags stagetime -run 'TestStageTimes' ./internal/fairpoll
   # The end-to-end tests once more with one scheduler slot, as each worker
   # and every server pinned to one CPU runs: connections are then read in
   # arrival order with lazily set deadlines (tune.wake_order auto).

@@ -40,6 +40,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/edgeloop/edgeloop/internal/stagetime"
 	"github.com/edgeloop/edgeloop/internal/uring"
 )
 
@@ -74,6 +75,8 @@ type Reader struct {
 	errno error
 	calls int
 	empty uint64 // reads that found nothing (EAGAIN), see EmptyReads
+
+	st *stage // stage timing (-tags stagetime), see TimeStages
 
 	turn chan struct{} // a leader's go-ahead
 	then *Reader       // whom to wake after taking the turn (the leader)
@@ -124,7 +127,13 @@ func rawConn(c net.Conn) syscall.RawConn {
 func (r *Reader) readFD(fd uintptr) bool {
 	r.calls++
 	for {
-		n, errno := rawRead(int(fd), r.p)
+		var n int
+		var errno syscall.Errno
+		if stagetime.Enabled && r.st != nil {
+			n, errno = r.st.recv(int(fd), r.p)
+		} else {
+			n, errno = rawRead(int(fd), r.p)
+		}
 		switch errno {
 		case 0:
 			r.n, r.errno = n, nil
@@ -213,8 +222,14 @@ func (r *Reader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	r.drained = r.n < len(p)
+	if stagetime.Enabled && r.st != nil {
+		r.st.afterRead()
+	}
 	if r.calls > 1 || r.waited { // waited for the netpoller: take a turn in arrival order
 		r.join()
+	}
+	if stagetime.Enabled && r.st != nil {
+		r.st.afterTurn()
 	}
 	return r.n, nil
 }
@@ -305,6 +320,8 @@ type Writer struct {
 	dl deadline
 
 	send *uring.Send // batched sends (BatchSends); nil: write(2)
+
+	st *stage // stage timing (-tags stagetime), see TimeStages
 }
 
 // NewWriter returns a Writer for c, or nil if c has no pollable socket.
@@ -385,11 +402,18 @@ func (w *Writer) WriteTwo(a, b []byte) (int, error) {
 	if len(a) == 0 {
 		a, b = b, nil
 	}
+	var arrived int64 // stage timing: when the request this answers arrived
+	if stagetime.Enabled && w.st != nil {
+		arrived = w.st.beforeWrite()
+	}
 	if w.send != nil {
 		if err := w.Sync(); err != nil {
 			return 0, err
 		}
 		if n := len(a) + len(b); n <= uring.MaxSend {
+			if stagetime.Enabled {
+				w.send.Arrived = arrived
+			}
 			var timeout time.Duration
 			var deadline time.Time
 			if e := w.dl.each.Load(); e != 0 {
@@ -402,6 +426,9 @@ func (w *Writer) WriteTwo(a, b []byte) (int, error) {
 			}
 			return n, nil
 		}
+	}
+	if stagetime.Enabled && arrived != 0 {
+		stInServer.Rec(stagetime.Now() - arrived)
 	}
 	w.p, w.tail, w.n, w.errno = a, b, 0, nil
 	w.dl.begin()

@@ -37,6 +37,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/edgeloop/edgeloop/internal/stagetime"
 )
 
 // io_uring ABI (include/uapi/linux/io_uring.h).
@@ -298,6 +300,10 @@ type Send struct {
 	closed   bool
 	waiting  bool
 	done     chan struct{}
+
+	// Stage timing (-tags stagetime): when the send was queued, and when
+	// the request it answers arrived (0: not an answer to a client).
+	queuedAt, Arrived int64
 }
 
 // NewSend returns the send path of the socket fd. keep (the connection
@@ -343,6 +349,9 @@ func (s *Send) Start(a, b []byte, timeout time.Duration, deadline time.Time) err
 		s.deadline = deadline.UnixNano()
 	}
 	s.gen++
+	if stagetime.Enabled {
+		s.queuedAt = stagetime.Now()
+	}
 	r.queueLocked(s)
 	r.wakeAndUnlock()
 	return nil
@@ -461,6 +470,9 @@ func (r *Ring) submitLocked() {
 		if s.state.Load() == queued {
 			s.state.Store(inflight)
 		}
+	}
+	if stagetime.Enabled {
+		r.timeStages()
 	}
 	// Completions during the call are collected below: the eventfd need
 	// not wake the reaper for them.
@@ -710,4 +722,29 @@ func putBuf(p *[]byte) {
 	if p != nil {
 		bufPools[bufClass(cap(*p))].Put(p)
 	}
+}
+
+// Stage timing (-tags stagetime).
+var (
+	stSubmit   = stagetime.New("7 send queued->submitted")
+	stInServer = stagetime.New("8 in server (ring)")
+	stBatch    = stagetime.New("9 sends per submit (x5us)")
+)
+
+// timeStages records, for the batch about to be submitted, each send's
+// wait in the queue and, for answers to clients, the time since their
+// request arrived.
+func (r *Ring) timeStages() {
+	now := stagetime.Now()
+	for _, s := range r.batch {
+		if s.queuedAt != 0 {
+			stSubmit.Rec(now - s.queuedAt)
+			s.queuedAt = 0
+		}
+		if s.Arrived != 0 {
+			stInServer.Rec(now - s.Arrived)
+			s.Arrived = 0
+		}
+	}
+	stBatch.Rec(int64(len(r.batch)) * 5000)
 }
