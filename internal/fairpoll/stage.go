@@ -65,16 +65,33 @@ func (st *stage) recv(fd int, p []byte) (int, syscall.Errno) {
 	st.msg.SetControllen(len(st.oob))
 	n, _, e := syscall.RawSyscall(syscall.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&st.msg)), 0)
 	if e == 0 && int(n) > 0 {
-		if cmsgs, err := syscall.ParseSocketControlMessage(st.oob[:st.msg.Controllen]); err == nil {
-			for _, m := range cmsgs {
-				if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_TIMESTAMPNS && len(m.Data) >= 16 {
-					ts := (*syscall.Timespec)(unsafe.Pointer(&m.Data[0]))
-					st.arr = ts.Nano()
-				}
-			}
-		}
+		st.arr = receiveTime(st.oob[:st.msg.Controllen])
 	}
 	return int(n), e
+}
+
+// receiveTime finds the SO_TIMESTAMPNS message among the control messages
+// in oob and returns its time, or 0. It walks them in place: parsing with
+// syscall.ParseSocketControlMessage would allocate on every read and make
+// work for the collector whose effect on latency is being measured.
+func receiveTime(oob []byte) int64 {
+	const hdr = syscall.SizeofCmsghdr
+	for len(oob) >= hdr {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		if h.Len < hdr || int(h.Len) > len(oob) {
+			return 0
+		}
+		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SO_TIMESTAMPNS &&
+			int(h.Len)-hdr >= int(unsafe.Sizeof(syscall.Timespec{})) {
+			return (*syscall.Timespec)(unsafe.Pointer(&oob[hdr])).Nano()
+		}
+		next := syscall.CmsgSpace(int(h.Len) - hdr)
+		if next > len(oob) {
+			return 0
+		}
+		oob = oob[next:]
+	}
+	return 0
 }
 
 // afterRead records the stages that end with a read.
@@ -107,7 +124,8 @@ func (st *stage) afterTurn() {
 
 // beforeWrite records the stages that end when a write is handed over and
 // returns the receive time of the request it answers (client connections)
-// for the ring to time the rest, or 0.
+// for the ring to time the rest, or 0. Only an answer's first write counts:
+// the rest of a response written in several pieces is not timed again.
 func (st *stage) beforeWrite() int64 {
 	now := stagetime.Now()
 	if !st.client {
@@ -116,6 +134,9 @@ func (st *stage) beforeWrite() int64 {
 	}
 	if st.turnAt != 0 {
 		stClientServe.Rec(now - st.turnAt)
+		st.turnAt = 0
 	}
-	return st.arr
+	arr := st.arr
+	st.arr = 0
+	return arr
 }

@@ -15,6 +15,9 @@ func TestStageTimes(t *testing.T) {
 	r, w := NewReader(srv[0]), NewWriter(srv[0])
 	TimeStages(r, w, true)
 	buf := make([]byte, 64)
+	// seen is the reader's stage as the read left it (the answer's write
+	// hands the receive time on and clears it).
+	var seen stage
 	exchange := func() (sent int64) {
 		sent = time.Now().UnixNano()
 		if _, err := cli[0].Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
@@ -23,6 +26,7 @@ func TestStageTimes(t *testing.T) {
 		if _, err := r.Read(buf); err != nil {
 			t.Fatal(err)
 		}
+		seen.arr, seen.readAt, seen.turnAt = r.st.arr, r.st.readAt, r.st.turnAt
 		if _, err := w.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")); err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +37,7 @@ func TestStageTimes(t *testing.T) {
 	}
 	// The kernel turns receive timestamps on shortly after the first socket
 	// asks for them (net_enable_timestamp defers it to a worker).
-	for i := 0; r.st.arr == 0; i++ {
+	for i := 0; seen.arr == 0; i++ {
 		if i == 200 {
 			t.Fatal("no receive timestamp after 200 exchanges")
 		}
@@ -44,7 +48,7 @@ func TestStageTimes(t *testing.T) {
 	stClientServe.Snapshot()
 	for i := range 20 {
 		sent := exchange()
-		st := r.st
+		st := &seen
 		if st.arr < sent || st.arr > st.readAt || st.readAt > st.turnAt {
 			t.Fatalf("exchange %d: sent %d, arrived %d, read %d, turn %d: out of order", i, sent, st.arr, st.readAt, st.turnAt)
 		}
